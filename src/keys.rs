@@ -1,0 +1,97 @@
+//! Keyed hashes of identifiers.
+//!
+//! The state store never sees a raw phone number, IP or device id: every key is
+//! SipHash-1-3 under a 128-bit secret of `(domain, subject)`. Without the secret the
+//! keys cannot be reversed by enumerating the (small) space of phone numbers. The
+//! secret is random per process unless configured (several replicas sharing a
+//! store must configure the same one).
+//!
+//! Keys are 64 bits to keep a tracked key small (see DESIGN.md memory target): with
+//! ten million live keys the chance that two subjects of one rule share a key is
+//! about 3 in a million, and the cost of such a collision is two subjects sharing
+//! one limiter.
+
+use siphasher::sip::SipHasher13;
+use std::hash::Hasher;
+
+/// Hashes subjects into state-store keys.
+#[derive(Clone)]
+pub struct KeyHasher {
+    k0: u64,
+    k1: u64,
+}
+
+impl KeyHasher {
+    /// A fresh random secret (single-instance deployments).
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).expect("the OS random source is available");
+        Self::from_bytes(b)
+    }
+
+    /// Derives the secret from configured bytes (any length; replicas sharing a
+    /// store must use the same value).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        let mut h0 = SipHasher13::new_with_keys(0x746f_6c6c, 0x6761_7465);
+        h0.write(secret);
+        let mut h1 = SipHasher13::new_with_keys(0x6761_7465, 0x746f_6c6c);
+        h1.write(secret);
+        KeyHasher {
+            k0: h0.finish(),
+            k1: h1.finish(),
+        }
+    }
+
+    fn from_bytes(b: [u8; 16]) -> Self {
+        let (a, c) = b.split_at(8);
+        KeyHasher {
+            k0: u64::from_le_bytes(a.try_into().expect("8 bytes")),
+            k1: u64::from_le_bytes(c.try_into().expect("8 bytes")),
+        }
+    }
+
+    /// The key of `subject` within `domain` (a rule's tag, see [`domain_tag`]).
+    #[inline]
+    pub fn key(&self, domain: u64, subject: &[u8]) -> u64 {
+        let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
+        h.write_u64(domain);
+        h.write(subject);
+        h.finish()
+    }
+}
+
+/// A stable 64-bit tag for a domain name (a rule id such as `limit.phone`), the
+/// same in every process, so counters survive reloads and are shared by replicas.
+pub fn domain_tag(name: &str) -> u64 {
+    let mut h = SipHasher13::new_with_keys(0, 0);
+    h.write(name.as_bytes());
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_depend_on_secret_domain_and_subject() {
+        let a = KeyHasher::from_secret(b"one");
+        let b = KeyHasher::from_secret(b"two");
+        let d = domain_tag("limit.phone");
+        assert_eq!(a.key(d, b"+33612345678"), a.key(d, b"+33612345678"));
+        assert_ne!(a.key(d, b"+33612345678"), b.key(d, b"+33612345678"));
+        assert_ne!(a.key(d, b"+33612345678"), a.key(d, b"+33612345679"));
+        assert_ne!(
+            a.key(d, b"+33612345678"),
+            a.key(domain_tag("limit.ip"), b"+33612345678")
+        );
+    }
+
+    #[test]
+    fn random_secrets_differ() {
+        let d = domain_tag("x");
+        assert_ne!(
+            KeyHasher::random().key(d, b"s"),
+            KeyHasher::random().key(d, b"s")
+        );
+    }
+}
