@@ -1,0 +1,205 @@
+//! The policy file as written: TOML, every table `deny_unknown_fields`, values
+//! that need checking kept with their span so errors name the line.
+
+use crate::decision::StepUpMethod;
+use crate::request::{Channel, Event};
+use serde::Deserialize;
+use std::num::NonZeroU32;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Reported as `policy_version` in every response.
+    pub version: Spanned<String>,
+    /// Global shadow switch: every rule is evaluated and reported, none enforced.
+    #[serde(default)]
+    pub shadow: bool,
+    pub scoring: Option<ScoringFile>,
+    pub subnet: Option<SubnetFile>,
+    pub backoff: Option<BackoffFile>,
+    #[serde(default, rename = "limit")]
+    pub limits: Vec<LimitFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringFile {
+    pub step_up_at: Spanned<u32>,
+    pub block_at: Spanned<u32>,
+    #[serde(default)]
+    pub step_up_methods: Vec<Spanned<MethodName>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetFile {
+    pub ipv4_prefix: Option<Spanned<u32>>,
+    pub ipv6_prefix: Option<Spanned<u32>>,
+}
+
+/// Declares a rule table: the fields every rule has (identity, scope,
+/// consequence) plus its own. Written as a macro because serde's `flatten` would
+/// lose both `deny_unknown_fields` and the spans that errors need.
+macro_rules! rule_table {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            pub id: Spanned<String>,
+            pub events: Option<Vec<Spanned<EventName>>>,
+            pub channels: Option<Vec<Spanned<ChannelName>>>,
+            pub action: Spanned<ActionName>,
+            pub score: Option<Spanned<u32>>,
+            pub step_up_methods: Option<Spanned<Vec<Spanned<MethodName>>>>,
+            #[serde(default)]
+            pub shadow: bool,
+            pub message: Option<Spanned<String>>,
+            $($(#[$fm])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            pub fn common(&self) -> RuleCommon<'_> {
+                RuleCommon {
+                    id: &self.id,
+                    events: self.events.as_deref(),
+                    channels: self.channels.as_deref(),
+                    action: &self.action,
+                    score: self.score.as_ref(),
+                    step_up_methods: self.step_up_methods.as_ref(),
+                    shadow: self.shadow,
+                    message: self.message.as_ref(),
+                }
+            }
+        }
+    };
+}
+
+/// A view of the fields every rule table has.
+pub struct RuleCommon<'a> {
+    pub id: &'a Spanned<String>,
+    pub events: Option<&'a [Spanned<EventName>]>,
+    pub channels: Option<&'a [Spanned<ChannelName>]>,
+    pub action: &'a Spanned<ActionName>,
+    pub score: Option<&'a Spanned<u32>>,
+    pub step_up_methods: Option<&'a Spanned<Vec<Spanned<MethodName>>>>,
+    pub shadow: bool,
+    pub message: Option<&'a Spanned<String>>,
+}
+
+rule_table!(
+    /// `[[limit]]`: a keyed GCRA rate limit.
+    LimitFile {
+        key: Spanned<KeyName>,
+        /// `"COUNT/PERIOD"`, e.g. `"5/1h"`, `"100/s"`.
+        rate: Spanned<String>,
+        /// Requests allowed at once; defaults to COUNT.
+        burst: Option<Spanned<NonZeroU32>>,
+        /// `phone_prefix` only: national digits after the calling code.
+        prefix_digits: Option<Spanned<u32>>,
+    }
+);
+
+rule_table!(
+    /// `[backoff]`: exponential backoff between OTP sends to one number.
+    BackoffFile {
+        base: Spanned<String>,
+        factor: Spanned<f64>,
+        cap: Spanned<String>,
+        reset_after: Spanned<String>,
+    }
+);
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyName {
+    Ip,
+    Subnet,
+    Device,
+    Account,
+    Phone,
+    PhonePrefix,
+    PhoneCountry,
+    Session,
+    Tenant,
+    Global,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionName {
+    Block,
+    StepUp,
+    Score,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EventName {
+    OtpSend,
+    OtpVerify,
+    Login,
+    Transaction,
+    Registration,
+    CredentialChange,
+    AccountRecovery,
+}
+
+impl From<EventName> for Event {
+    fn from(e: EventName) -> Event {
+        match e {
+            EventName::OtpSend => Event::OtpSend,
+            EventName::OtpVerify => Event::OtpVerify,
+            EventName::Login => Event::Login,
+            EventName::Transaction => Event::Transaction,
+            EventName::Registration => Event::Registration,
+            EventName::CredentialChange => Event::CredentialChange,
+            EventName::AccountRecovery => Event::AccountRecovery,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelName {
+    Sms,
+    Voice,
+    Email,
+    Whatsapp,
+    Push,
+}
+
+impl From<ChannelName> for Channel {
+    fn from(c: ChannelName) -> Channel {
+        match c {
+            ChannelName::Sms => Channel::Sms,
+            ChannelName::Voice => Channel::Voice,
+            ChannelName::Email => Channel::Email,
+            ChannelName::Whatsapp => Channel::Whatsapp,
+            ChannelName::Push => Channel::Push,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodName {
+    Captcha,
+    EmailOtp,
+    KnowledgeFactor,
+    ReverseSms,
+    PushApproval,
+}
+
+impl From<MethodName> for StepUpMethod {
+    fn from(m: MethodName) -> StepUpMethod {
+        match m {
+            MethodName::Captcha => StepUpMethod::Captcha,
+            MethodName::EmailOtp => StepUpMethod::EmailOtp,
+            MethodName::KnowledgeFactor => StepUpMethod::KnowledgeFactor,
+            MethodName::ReverseSms => StepUpMethod::ReverseSms,
+            MethodName::PushApproval => StepUpMethod::PushApproval,
+        }
+    }
+}
