@@ -1,0 +1,136 @@
+//! governor's GCRA over our own key map.
+//!
+//! governor stores a theoretical arrival time (TAT) per key, relative to the
+//! instant its `RateLimiter` was created. We want the TAT to outlive limiters
+//! (a policy reload builds new quotas; counters must survive) and to be shared by
+//! all rules in one map, so the map holds *absolute* TATs (Unix nanoseconds) and
+//! each check runs a short-lived `RateLimiter` whose clock is frozen at the
+//! decision's `now`, translating between the two. One decision therefore sees
+//! one consistent time, and the GCRA arithmetic stays governor's.
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use governor::clock::Clock;
+use governor::nanos::Nanos;
+use governor::state::StateStore as GovernorStore;
+use governor::middleware::NoOpMiddleware;
+use governor::{Quota, RateLimiter};
+use std::time::Duration;
+
+use super::memory::PassThrough;
+
+/// Key -> absolute TAT in Unix nanoseconds.
+pub type TatMap = DashMap<u64, u64, PassThrough>;
+
+/// A clock stopped at one instant: the decision's `now`.
+#[derive(Debug, Clone, Copy)]
+struct Frozen(u64);
+
+impl Clock for Frozen {
+    type Instant = Nanos;
+    fn now(&self) -> Nanos {
+        Nanos::from(self.0)
+    }
+}
+
+/// The map seen from a limiter created at `now`: TATs relative to `now`.
+struct AtNow<'a> {
+    map: &'a TatMap,
+    now: u64,
+}
+
+impl GovernorStore for AtNow<'_> {
+    type Key = u64;
+
+    fn measure_and_replace<T, F, E>(&self, key: &u64, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        // The shard's write lock makes read-decide-write atomic per key.
+        match self.map.entry(*key) {
+            Entry::Occupied(mut o) => {
+                // A TAT in the past is the same as a fresh key.
+                let rel = o.get().checked_sub(self.now).filter(|&r| r > 0);
+                let (t, next) = f(rel.map(Nanos::from))?;
+                *o.get_mut() = self.now + u64::from(next);
+                Ok(t)
+            }
+            Entry::Vacant(v) => {
+                let (t, next) = f(None)?;
+                v.insert(self.now + u64::from(next));
+                Ok(t)
+            }
+        }
+    }
+}
+
+/// One GCRA check at `now`. `None`: conforms (a cell is taken). `Some(wait)`:
+/// does not conform before `wait` has passed.
+pub fn check(map: &TatMap, key: u64, quota: Quota, now: u64) -> Option<Duration> {
+    let limiter: RateLimiter<u64, AtNow<'_>, Frozen, NoOpMiddleware<Nanos>> =
+        RateLimiter::new(quota, AtNow { map, now }, Frozen(now));
+    match limiter.check_key(&key) {
+        Ok(()) => None,
+        Err(not_until) => Some(not_until.wait_time_from(Nanos::from(now))),
+    }
+}
+
+/// Drops keys whose TAT has passed: they are indistinguishable from new keys.
+pub fn evict(map: &TatMap, now: u64) -> usize {
+    let before = map.len();
+    map.retain(|_, tat| *tat > now);
+    before - map.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    const S: u64 = 1_000_000_000;
+
+    fn map() -> TatMap {
+        DashMap::with_hasher(PassThrough)
+    }
+
+    #[test]
+    fn burst_then_steady_rate_with_exact_waits() {
+        let m = map();
+        // 5 per minute (one every 12 s), burst 3.
+        let q = Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
+        let t0 = 1_000 * S;
+        assert_eq!(check(&m, 1, q, t0), None);
+        assert_eq!(check(&m, 1, q, t0), None);
+        assert_eq!(check(&m, 1, q, t0), None);
+        assert_eq!(check(&m, 1, q, t0), Some(Duration::from_secs(12)));
+        // Another key is independent.
+        assert_eq!(check(&m, 2, q, t0), None);
+        assert_eq!(check(&m, 1, q, t0 + 11 * S), Some(Duration::from_secs(1)));
+        assert_eq!(check(&m, 1, q, t0 + 12 * S), None);
+        assert_eq!(check(&m, 1, q, t0 + 12 * S), Some(Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn state_survives_a_new_quota_object() {
+        // A reload builds new quotas and new limiters; the map carries the state.
+        let m = map();
+        let q = Quota::per_hour(NonZeroU32::new(1).unwrap());
+        let t0 = 5_000 * S;
+        assert_eq!(check(&m, 7, q, t0), None);
+        let q2 = Quota::per_hour(NonZeroU32::new(1).unwrap());
+        assert_eq!(check(&m, 7, q2, t0 + 60 * S), Some(Duration::from_secs(3540)));
+    }
+
+    #[test]
+    fn eviction_keeps_throttling_keys() {
+        let m = map();
+        let q = Quota::per_hour(NonZeroU32::new(1).unwrap());
+        let t0 = 5_000 * S;
+        check(&m, 1, q, t0);
+        check(&m, 2, q, t0 + 1800 * S);
+        // At t0 + 1h key 1 is fully replenished; key 2 is not.
+        assert_eq!(evict(&m, t0 + 3600 * S), 1);
+        assert_eq!(m.len(), 1);
+        assert!(check(&m, 2, q, t0 + 3600 * S).is_some());
+    }
+}
