@@ -1,0 +1,146 @@
+//! Listeners: gRPC (RiskService, health, reflection) and HTTP `/metrics`, the
+//! idle-state eviction schedule, policy reload, and graceful shutdown.
+//!
+//! [`serve`] takes bound listeners and a shutdown future, so tests run a real
+//! server on `127.0.0.1:0` and stop it when they are done.
+
+use crate::engine::Engine;
+use crate::limits::StateStore;
+use crate::metrics;
+use crate::policy::{load_file, PolicyError};
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::service::{RiskApi, RiskServiceServer};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Explicit server limits (tonic's defaults are far too generous for a hot path
+/// that takes small messages).
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Largest decoded request; an `AssessRequest` at its field limits is ~8 KiB.
+    pub max_message_bytes: usize,
+    pub max_concurrent_streams: u32,
+    /// Calls still running after this fail with DEADLINE_EXCEEDED (CANCELLED).
+    pub request_timeout: Duration,
+    /// How often idle state is evicted.
+    pub evict_interval: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_message_bytes: 64 * 1024,
+            max_concurrent_streams: 1024,
+            request_timeout: Duration::from_secs(2),
+            evict_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves until `shutdown` completes, then stops accepting, lets in-flight
+/// calls finish, and returns.
+pub async fn serve<S: StateStore>(
+    engine: Arc<Engine<S>>,
+    grpc: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<RiskServiceServer<RiskApi<S>>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let (stopping_tx, stopping) = watch::channel(false);
+    if let Some(listener) = metrics_listener {
+        let handle = metrics::install();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let handle = handle.clone();
+                async move {
+                    handle.run_upkeep();
+                    handle.render()
+                }
+            }),
+        );
+        let mut stop = stopping.clone();
+        tokio::spawn(async move {
+            let done = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(done).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
+
+    let evictor = {
+        let engine = engine.clone();
+        let every = limits.evict_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let e = engine.clone();
+                let _ = tokio::task::spawn_blocking(move || e.evict_idle()).await;
+            }
+        })
+    };
+
+    let risk = RiskServiceServer::new(RiskApi::new(engine))
+        .max_decoding_message_size(limits.max_message_bytes);
+    let grpc_shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight calls");
+        health.set_not_serving::<RiskServiceServer<RiskApi<S>>>().await;
+        let _ = stopping_tx.send(true);
+    };
+    let result = tonic::transport::Server::builder()
+        .timeout(limits.request_timeout)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(risk)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_shutdown)
+        .await;
+    evictor.abort();
+    Ok(result?)
+}
+
+/// Loads `path` and swaps it in. On failure the old policy keeps serving; the
+/// problems are logged with file and line and counted.
+pub fn reload_policy<S: StateStore>(engine: &Engine<S>, path: &Path) -> Result<(), PolicyError> {
+    match load_file(path) {
+        Ok(p) => {
+            tracing::info!(file = %path.display(), version = %p.version, "policy reloaded");
+            engine.set_policy(p);
+            Ok(())
+        }
+        Err(e) => {
+            metrics::policy_rejected();
+            for problem in &e.0 {
+                tracing::error!(problem = %problem, "policy rejected; the previous policy keeps serving");
+            }
+            Err(e)
+        }
+    }
+}
