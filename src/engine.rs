@@ -6,7 +6,7 @@ use crate::decision::{Decision, Verdict};
 use crate::keys::{domain_tag, KeyHasher};
 use crate::limits::{CheckBatch, Effects, RateCheck, Remembered, StateStore, StoreError};
 use crate::metrics;
-use crate::policy::{evaluate, Fired, Snapshot};
+use crate::policy::{evaluate, Count, Fired, Snapshot};
 use crate::request::{AssessInput, AssessmentId, Event, Outcome, ReportInput};
 use crate::signals::{Signals, SubjectBuf};
 use arc_swap::ArcSwap;
@@ -113,6 +113,7 @@ impl<S: StateStore> Engine<S> {
                 rates.push(RateCheck {
                     key: self.keys.key(limit.rule.tag, subject),
                     quota: limit.quota,
+                    take: limit.count == Count::Attempts,
                 });
                 checked.push(&limit.rule);
             }
@@ -156,15 +157,20 @@ impl<S: StateStore> Engine<S> {
         }
         let decision = evaluate(&snap, &signals, &fired);
 
-        // Effects: an allowed OTP send is a send. Recorded even when the backoff
-        // rule is in shadow, so shadow mode reports what enforcement would do.
-        if decision.verdict == Verdict::Allow && input.event == Event::OtpSend {
-            if let Some((b, key)) = backoff {
-                let effects = Effects {
-                    now,
-                    record_send: Some((key, b.params)),
-                    reset_backoff: None,
-                };
+        // Effects of an allowed request: limits that count allowed requests take
+        // their cell, and an OTP send is a send for the number's backoff (even
+        // when the backoff rule is in shadow, so shadow mode reports what
+        // enforcement would do).
+        if decision.verdict == Verdict::Allow {
+            let effects = Effects {
+                now,
+                record_send: backoff
+                    .filter(|_| input.event == Event::OtpSend)
+                    .map(|(b, key)| (key, b.params)),
+                reset_backoff: None,
+                take: batch.rates.iter().filter(|r| !r.take).copied().collect(),
+            };
+            if effects.record_send.is_some() || !effects.take.is_empty() {
                 self.store.apply(&effects).await.inspect_err(|_| metrics::store_error())?;
             }
         }
@@ -198,8 +204,8 @@ impl<S: StateStore> Engine<S> {
             if let Some(key) = backoff_key {
                 let effects = Effects {
                     now,
-                    record_send: None,
                     reset_backoff: Some(key),
+                    ..Effects::default()
                 };
                 self.store.apply(&effects).await.inspect_err(|_| metrics::store_error())?;
             }

@@ -37,6 +37,8 @@ impl Clock for Frozen {
 struct AtNow<'a> {
     map: &'a TatMap,
     now: u64,
+    /// False: answer without taking a cell (a peek).
+    commit: bool,
 }
 
 impl GovernorStore for AtNow<'_> {
@@ -52,23 +54,27 @@ impl GovernorStore for AtNow<'_> {
                 // A TAT in the past is the same as a fresh key.
                 let rel = o.get().checked_sub(self.now).filter(|&r| r > 0);
                 let (t, next) = f(rel.map(Nanos::from))?;
-                *o.get_mut() = self.now + u64::from(next);
+                if self.commit {
+                    *o.get_mut() = self.now + u64::from(next);
+                }
                 Ok(t)
             }
             Entry::Vacant(v) => {
                 let (t, next) = f(None)?;
-                v.insert(self.now + u64::from(next));
+                if self.commit {
+                    v.insert(self.now + u64::from(next));
+                }
                 Ok(t)
             }
         }
     }
 }
 
-/// One GCRA check at `now`. `None`: conforms (a cell is taken). `Some(wait)`:
-/// does not conform before `wait` has passed.
-pub fn check(map: &TatMap, key: u64, quota: Quota, now: u64) -> Option<Duration> {
+/// One GCRA check at `now`. `None`: conforms (and, with `commit`, a cell is
+/// taken). `Some(wait)`: does not conform before `wait` has passed.
+pub fn check(map: &TatMap, key: u64, quota: Quota, now: u64, commit: bool) -> Option<Duration> {
     let limiter: RateLimiter<u64, AtNow<'_>, Frozen, NoOpMiddleware<Nanos>> =
-        RateLimiter::new(quota, AtNow { map, now }, Frozen(now));
+        RateLimiter::new(quota, AtNow { map, now, commit }, Frozen(now));
     match limiter.check_key(&key) {
         Ok(()) => None,
         Err(not_until) => Some(not_until.wait_time_from(Nanos::from(now))),
@@ -99,15 +105,27 @@ mod tests {
         // 5 per minute (one every 12 s), burst 3.
         let q = Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
         let t0 = 1_000 * S;
-        assert_eq!(check(&m, 1, q, t0), None);
-        assert_eq!(check(&m, 1, q, t0), None);
-        assert_eq!(check(&m, 1, q, t0), None);
-        assert_eq!(check(&m, 1, q, t0), Some(Duration::from_secs(12)));
+        assert_eq!(check(&m, 1, q, t0, true), None);
+        assert_eq!(check(&m, 1, q, t0, true), None);
+        assert_eq!(check(&m, 1, q, t0, true), None);
+        assert_eq!(check(&m, 1, q, t0, true), Some(Duration::from_secs(12)));
         // Another key is independent.
-        assert_eq!(check(&m, 2, q, t0), None);
-        assert_eq!(check(&m, 1, q, t0 + 11 * S), Some(Duration::from_secs(1)));
-        assert_eq!(check(&m, 1, q, t0 + 12 * S), None);
-        assert_eq!(check(&m, 1, q, t0 + 12 * S), Some(Duration::from_secs(12)));
+        assert_eq!(check(&m, 2, q, t0, true), None);
+        assert_eq!(check(&m, 1, q, t0 + 11 * S, true), Some(Duration::from_secs(1)));
+        assert_eq!(check(&m, 1, q, t0 + 12 * S, true), None);
+        assert_eq!(check(&m, 1, q, t0 + 12 * S, true), Some(Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn a_peek_takes_no_cell() {
+        let m = map();
+        let q = Quota::per_hour(NonZeroU32::new(1).unwrap());
+        let t0 = 5_000 * S;
+        assert_eq!(check(&m, 3, q, t0, false), None);
+        assert_eq!(check(&m, 3, q, t0, false), None);
+        assert!(m.is_empty());
+        assert_eq!(check(&m, 3, q, t0, true), None);
+        assert_eq!(check(&m, 3, q, t0, false), Some(Duration::from_secs(3600)));
     }
 
     #[test]
@@ -116,9 +134,9 @@ mod tests {
         let m = map();
         let q = Quota::per_hour(NonZeroU32::new(1).unwrap());
         let t0 = 5_000 * S;
-        assert_eq!(check(&m, 7, q, t0), None);
+        assert_eq!(check(&m, 7, q, t0, true), None);
         let q2 = Quota::per_hour(NonZeroU32::new(1).unwrap());
-        assert_eq!(check(&m, 7, q2, t0 + 60 * S), Some(Duration::from_secs(3540)));
+        assert_eq!(check(&m, 7, q2, t0 + 60 * S, true), Some(Duration::from_secs(3540)));
     }
 
     #[test]
@@ -126,11 +144,11 @@ mod tests {
         let m = map();
         let q = Quota::per_hour(NonZeroU32::new(1).unwrap());
         let t0 = 5_000 * S;
-        check(&m, 1, q, t0);
-        check(&m, 2, q, t0 + 1800 * S);
+        check(&m, 1, q, t0, true);
+        check(&m, 2, q, t0 + 1800 * S, true);
         // At t0 + 1h key 1 is fully replenished; key 2 is not.
         assert_eq!(evict(&m, t0 + 3600 * S), 1);
         assert_eq!(m.len(), 1);
-        assert!(check(&m, 2, q, t0 + 3600 * S).is_some());
+        assert!(check(&m, 2, q, t0 + 3600 * S, true).is_some());
     }
 }

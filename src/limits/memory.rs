@@ -71,7 +71,7 @@ impl MemoryStore {
         let rates = batch
             .rates
             .iter()
-            .map(|r| gcra::check(&self.tats, r.key, r.quota, batch.now))
+            .map(|r| gcra::check(&self.tats, r.key, r.quota, batch.now, r.take))
             .collect();
         let backoff = batch
             .backoff
@@ -94,6 +94,9 @@ impl MemoryStore {
         }
         if let Some(key) = e.reset_backoff {
             self.backoff.remove(&key);
+        }
+        for r in &e.take {
+            gcra::check(&self.tats, r.key, r.quota, e.now, true);
         }
     }
 }
@@ -163,7 +166,7 @@ mod tests {
     fn backoff_is_never_evicted_while_in_force() {
         let st = MemoryStore::new(10);
         let t0 = 1_000 * S;
-        st.apply_now(&Effects { now: t0, record_send: Some((9, params())), reset_backoff: None });
+        st.apply_now(&Effects { now: t0, record_send: Some((9, params())), reset_backoff: None, take: vec![] });
         assert_eq!(st.check_now(&batch(t0 + S)).backoff, Some(Duration::from_secs(29)));
         // Past next_allowed but within reset_after: kept (the next wait doubles).
         assert_eq!(st.evict_idle(t0 + 100 * S), 0);
@@ -176,8 +179,8 @@ mod tests {
     fn reset_clears_backoff() {
         let st = MemoryStore::new(10);
         let t0 = 1_000 * S;
-        st.apply_now(&Effects { now: t0, record_send: Some((9, params())), reset_backoff: None });
-        st.apply_now(&Effects { now: t0, record_send: None, reset_backoff: Some(9) });
+        st.apply_now(&Effects { now: t0, record_send: Some((9, params())), reset_backoff: None, take: vec![] });
+        st.apply_now(&Effects { now: t0, record_send: None, reset_backoff: Some(9), take: vec![] });
         assert_eq!(st.check_now(&batch(t0)).backoff, None);
     }
 

@@ -17,12 +17,14 @@ use std::time::Duration;
 
 pub use memory::MemoryStore;
 
-/// One GCRA check: does a request under `key` conform to `quota`? A conforming
-/// request takes a cell.
+/// One GCRA check: does a request under `key` conform to `quota`? With
+/// `take`, a conforming request takes a cell; without, it is only a peek (the
+/// cell is taken by [`Effects::take`] if the decision allows the request).
 #[derive(Debug, Clone, Copy)]
 pub struct RateCheck {
     pub key: u64,
     pub quota: Quota,
+    pub take: bool,
 }
 
 /// Everything one decision asks of the store.
@@ -61,6 +63,8 @@ pub struct Effects {
     pub record_send: Option<(u64, BackoffParams)>,
     /// A verified code: the number's backoff starts over.
     pub reset_backoff: Option<u64>,
+    /// Cells of limits that count only allowed requests.
+    pub take: Vec<RateCheck>,
 }
 
 /// How much the store holds, for metrics and capacity planning.

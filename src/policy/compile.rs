@@ -1,8 +1,9 @@
 //! Policy file -> [`Snapshot`]. Every check that can fail names the file and line.
 
-use super::file::{ActionName, BackoffFile, KeyName, LimitFile, PolicyFile, RuleCommon};
+use super::file::{ActionName, BackoffFile, CountName, KeyName, LimitFile, PolicyFile, RuleCommon};
 use super::{
-    Action, BackoffParams, BackoffRule, KeyKind, LimitRule, PolicyError, Problem, Rule, Snapshot,
+    Action, BackoffParams, BackoffRule, Count, KeyKind, LimitRule, PolicyError, Problem, Rule,
+    Snapshot,
 };
 use crate::decision::StepUpMethod;
 use crate::keys::domain_tag;
@@ -286,10 +287,15 @@ impl Compiler<'_> {
         let (count, _, per_cell) = rate?;
         let burst = l.burst.as_ref().map_or(count, |b| *b.get_ref());
         let quota = Quota::with_period(per_cell)?.allow_burst(burst);
+        let count = match l.count {
+            Some(CountName::Allowed) => Count::Allowed,
+            Some(CountName::Attempts) | None => Count::Attempts,
+        };
         (self.problems.len() == before).then_some(LimitRule {
             rule: rule?,
             key,
             quota,
+            count,
         })
     }
 

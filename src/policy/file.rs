@@ -98,6 +98,8 @@ rule_table!(
         burst: Option<Spanned<NonZeroU32>>,
         /// `phone_prefix` only: national digits after the calling code.
         prefix_digits: Option<Spanned<u32>>,
+        /// `"attempts"` (default) or `"allowed"`.
+        count: Option<CountName>,
     }
 );
 
@@ -124,6 +126,13 @@ pub enum KeyName {
     Session,
     Tenant,
     Global,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CountName {
+    Attempts,
+    Allowed,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -91,6 +91,19 @@ pub struct LimitRule {
     pub rule: Rule,
     pub key: KeyKind,
     pub quota: Quota,
+    /// What takes a cell: every attempt, or only requests the decision allows.
+    pub count: Count,
+}
+
+/// What a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Every request the rule applies to, allowed or not: hostility (an IP or a
+    /// device hammering) is what is measured.
+    Attempts,
+    /// Only requests that end up allowed: cost (codes actually sent to a number
+    /// or a range) is what is measured, and a refused retry costs nothing.
+    Allowed,
 }
 
 /// Exponential backoff between OTP sends to one number: after the n-th send
