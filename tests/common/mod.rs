@@ -1,0 +1,131 @@
+//! A real tollgate server on 127.0.0.1:0 with a fake clock, and real clients.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tollgate::clock::FakeClock;
+use tollgate::engine::{Engine, EngineOptions};
+use tollgate::keys::KeyHasher;
+use tollgate::limits::MemoryStore;
+use tollgate::policy::{compile, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
+use tollgate::proto::v1 as pb;
+use tollgate::server::{serve, ServerLimits};
+use tonic::transport::Channel;
+
+pub use pb::risk_service_client::RiskServiceClient;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub clock: FakeClock,
+    pub engine: Arc<Engine<MemoryStore>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Serves the built-in default policy.
+    pub async fn default_policy() -> Self {
+        Self::start(DEFAULT_POLICY).await
+    }
+
+    pub async fn start(policy: &str) -> Self {
+        Self::start_with(policy, ServerLimits::default()).await
+    }
+
+    pub async fn start_with(policy: &str, limits: ServerLimits) -> Self {
+        let name = if policy == DEFAULT_POLICY { DEFAULT_POLICY_NAME } else { "test.toml" };
+        let snapshot = compile(name, policy).unwrap_or_else(|e| panic!("test policy: {e}"));
+        let clock = FakeClock::new();
+        let engine = Arc::new(Engine::new(
+            snapshot,
+            MemoryStore::new(100_000),
+            KeyHasher::from_secret(b"test secret"),
+            Arc::new(clock.clone()),
+            EngineOptions::default(),
+        ));
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = grpc.local_addr().unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let e = engine.clone();
+        let task = tokio::spawn(async move {
+            serve(e, grpc, Some(metrics), limits, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer { addr, metrics_addr, clock, engine, stop: Some(stop), task }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects to the test server")
+    }
+
+    pub async fn client(&self) -> RiskServiceClient<Channel> {
+        RiskServiceClient::new(self.channel().await)
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    /// GET /metrics over plain HTTP/1.1.
+    pub async fn scrape(&self) -> String {
+        let mut s = TcpStream::connect(self.metrics_addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("server stops")
+            .expect("server task ends cleanly");
+    }
+}
+
+/// An SMS OTP send to `phone` from `ip`.
+pub fn otp_send(phone: &str, ip: &str) -> pb::AssessRequest {
+    pb::AssessRequest {
+        event: pb::Event::OtpSend as i32,
+        channel: pb::Channel::Sms as i32,
+        phone_number: phone.into(),
+        ip: ip.into(),
+        ..Default::default()
+    }
+}
+
+pub fn decision(r: &pb::AssessResponse) -> pb::Decision {
+    pb::Decision::try_from(r.decision).unwrap()
+}
+
+pub fn codes(r: &pb::AssessResponse) -> Vec<&str> {
+    r.reasons.iter().map(|r| r.code.as_str()).collect()
+}
+
+pub fn retry_secs(r: &pb::AssessResponse) -> Option<f64> {
+    r.retry_after
+        .as_ref()
+        .map(|d| d.seconds as f64 + f64::from(d.nanos) / 1e9)
+}
