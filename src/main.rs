@@ -18,6 +18,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::CheckPolicy { files } => Ok(check_policy(&files)),
         Command::Serve(args) => {
             tracing_subscriber::fmt()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .with_env_filter(
                     EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
                 )

@@ -1,0 +1,59 @@
+//! The real `tollgate` binary: serve with the built-in policy, answer, stop on
+//! SIGTERM with exit code 0.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tollgate::proto::v1 as pb;
+use tollgate::proto::v1::risk_service_client::RiskServiceClient;
+
+#[tokio::test]
+async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .env("TOLLGATE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starts the binary");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The start-up line names the bound address.
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("start-up log line");
+        if let Some(rest) = line.split("grpc=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let mut c = RiskServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let r = c
+        .assess(pb::AssessRequest {
+            event: pb::Event::OtpSend as i32,
+            channel: pb::Channel::Sms as i32,
+            phone_number: "+33612345678".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.decision, pb::Decision::Allow as i32);
+    assert_eq!(r.policy_version, "default-2026-11");
+    drop(c);
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let code = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code.code(), Some(0), "exits 0 after SIGTERM");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    // Logs never carry the raw number.
+    assert!(!rest.iter().any(|l| l.contains("33612345678")));
+}
