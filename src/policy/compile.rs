@@ -9,6 +9,8 @@ use crate::decision::StepUpMethod;
 use crate::keys::domain_tag;
 use crate::request::{Channel, Event};
 use governor::Quota;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::ops::Range;
@@ -26,6 +28,8 @@ const DEFAULT_BLOCK_AT: u8 = 80;
 const DEFAULT_PREFIX_DIGITS: u8 = 3;
 const MAX_ID_LEN: usize = 64;
 const MAX_RULES: usize = 200;
+const MAX_MESSAGE_LEN: usize = 200;
+const DURATION_EXAMPLES: &str = "use e.g. \"30s\", \"10m\", \"1h\", \"1d\"";
 
 /// Reads and compiles a policy file.
 pub fn load_file(path: &Path) -> Result<Snapshot, PolicyError> {
@@ -46,7 +50,6 @@ pub fn compile(name: &str, src: &str) -> Result<Snapshot, PolicyError> {
         file: name,
         src,
         problems: Vec::new(),
-        ids: HashMap::new(),
     };
     let parsed: PolicyFile = match toml::from_str(src) {
         Ok(p) => p,
@@ -55,7 +58,7 @@ pub fn compile(name: &str, src: &str) -> Result<Snapshot, PolicyError> {
             return Err(PolicyError(vec![Problem {
                 file: name.to_owned(),
                 line,
-                message: e.message().trim_end().to_owned(),
+                message: plain_types(e.message().trim_end()),
             }]));
         }
     };
@@ -63,6 +66,9 @@ pub fn compile(name: &str, src: &str) -> Result<Snapshot, PolicyError> {
     if c.problems.is_empty() {
         Ok(snapshot)
     } else {
+        // In file order, whatever order the checks ran in. Stable: problems on
+        // one line keep the order they were found in.
+        c.problems.sort_by_key(|p| p.line);
         Err(PolicyError(c.problems))
     }
 }
@@ -71,14 +77,16 @@ struct Compiler<'a> {
     file: &'a str,
     src: &'a str,
     problems: Vec<Problem>,
-    /// Rule id -> line of its first definition.
-    ids: HashMap<String, usize>,
 }
 
 impl Compiler<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.src.len());
-        self.src.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.src.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
@@ -92,28 +100,44 @@ impl Compiler<'_> {
 
     fn policy(&mut self, p: PolicyFile) -> Snapshot {
         let version = p.version.get_ref().trim();
-        if version.is_empty() || version.len() > 64 || version.chars().any(char::is_control) {
+        if version.is_empty()
+            || version.chars().count() > 64
+            || version.chars().any(char::is_control)
+        {
             self.problem(
                 p.version.span(),
-                "version must be 1 to 64 printable characters",
+                format!(
+                    "version {:?} must be 1 to 64 printable characters",
+                    p.version.get_ref()
+                ),
             );
         }
 
-        let (mut step_up_at, mut block_at, mut methods) =
-            (DEFAULT_STEP_UP_AT, DEFAULT_BLOCK_AT, vec![StepUpMethod::Captcha]);
+        let (mut step_up_at, mut block_at, mut methods) = (
+            DEFAULT_STEP_UP_AT,
+            DEFAULT_BLOCK_AT,
+            vec![StepUpMethod::Captcha],
+        );
         if let Some(s) = &p.scoring {
+            let before = self.problems.len();
             step_up_at = self.points(&s.step_up_at, "scoring.step_up_at");
             block_at = self.points(&s.block_at, "scoring.block_at");
-            if step_up_at == 0 || step_up_at >= block_at {
+            // Compared only when both are in range: an out-of-range value has
+            // already been reported and compiled as 0.
+            if self.problems.len() == before && (step_up_at == 0 || step_up_at >= block_at) {
                 self.problem(
                     s.step_up_at.span(),
                     format!(
-                        "scoring.step_up_at must be from 1 to less than block_at ({block_at}), is {step_up_at}"
+                        "scoring.step_up_at must be at least 1 and less than block_at ({block_at}), is {step_up_at}"
                     ),
                 );
             }
             if !s.step_up_methods.is_empty() {
-                methods = s.step_up_methods.iter().map(|m| (*m.get_ref()).into()).collect();
+                methods = s
+                    .step_up_methods
+                    .iter()
+                    .map(|m| (*m.get_ref()).into())
+                    .collect();
             }
         }
 
@@ -137,10 +161,12 @@ impl Compiler<'_> {
                 format!("at most {MAX_RULES} limits"),
             );
         }
+        self.duplicate_ids(&p);
         let limits = p
             .limits
             .iter()
-            .filter_map(|l| self.limit(l, &ctx, v4, v6))
+            .enumerate()
+            .filter_map(|(i, l)| self.limit(l, i, &ctx, v4, v6))
             .collect();
         let backoff = p.backoff.as_ref().and_then(|b| self.backoff(b, &ctx));
 
@@ -156,6 +182,34 @@ impl Compiler<'_> {
         }
     }
 
+    /// Reports each id used again, naming the line of its first use in the file
+    /// (the `[backoff]` table may come before or after the limits).
+    fn duplicate_ids(&mut self, p: &PolicyFile) {
+        let mut ids: Vec<&Spanned<String>> = p
+            .limits
+            .iter()
+            .map(|l| &l.id)
+            .chain(p.backoff.iter().map(|b| &b.id))
+            .collect();
+        ids.sort_by_key(|id| id.span().start);
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for id in ids {
+            let line = self.line(id.span().start);
+            match first.get(id.get_ref().as_str()) {
+                Some(&first) => self.problem(
+                    id.span(),
+                    format!(
+                        "duplicate rule id {:?} (first defined on line {first})",
+                        id.get_ref()
+                    ),
+                ),
+                None => {
+                    first.insert(id.get_ref(), line);
+                }
+            }
+        }
+    }
+
     fn points(&mut self, v: &Spanned<u32>, what: &str) -> u8 {
         self.ranged(v, 0, 100, what)
     }
@@ -163,13 +217,22 @@ impl Compiler<'_> {
     fn ranged(&mut self, v: &Spanned<u32>, lo: u32, hi: u32, what: &str) -> u8 {
         let x = *v.get_ref();
         if x < lo || x > hi {
-            self.problem(v.span(), format!("{what} must be from {lo} to {hi}, is {x}"));
+            self.problem(
+                v.span(),
+                format!("{what} must be from {lo} to {hi}, is {x}"),
+            );
             return lo as u8;
         }
         x as u8
     }
 
-    fn rule(&mut self, r: RuleCommon<'_>, d: &Defaults, default_message: String) -> Option<Rule> {
+    fn rule(
+        &mut self,
+        r: RuleCommon<'_>,
+        table: Table,
+        d: &Defaults,
+        default_message: String,
+    ) -> Option<Rule> {
         let id = r.id.get_ref();
         let before = self.problems.len();
         if !valid_id(id) {
@@ -179,28 +242,36 @@ impl Compiler<'_> {
                     "rule id {id:?} must be lower-case words (a-z, 0-9, _) joined by dots, at most {MAX_ID_LEN} characters, e.g. \"limit.phone\""
                 ),
             );
-        } else if let Some(first) = self.ids.get(id.as_str()).copied() {
-            self.problem(
-                r.id.span(),
-                format!("duplicate rule id {id:?} (first defined on line {first})"),
-            );
-        } else {
-            let line = self.line(r.id.span().start);
-            self.ids.insert(id.clone(), line);
         }
 
         let mut events = 0u8;
         match r.events {
-            Some([]) => self.problem(r.id.span(), format!("rule {id:?}: events is empty; omit it to match every event")),
-            Some(list) => list.iter().for_each(|e| events |= Event::from(*e.get_ref()).bit()),
+            Some([]) => {
+                let span = self
+                    .array_span(table, "events")
+                    .unwrap_or_else(|| r.id.span());
+                self.problem(
+                    span,
+                    format!("rule {id:?}: events is empty; omit it to match every event"),
+                )
+            }
+            Some(list) => list
+                .iter()
+                .for_each(|e| events |= Event::from(*e.get_ref()).bit()),
             None => Event::ALL.iter().for_each(|e| events |= e.bit()),
         }
         let channels = match r.channels {
             Some([]) => {
-                self.problem(r.id.span(), format!("rule {id:?}: channels is empty; omit it to match with or without a channel"));
+                let span = self
+                    .array_span(table, "channels")
+                    .unwrap_or_else(|| r.id.span());
+                self.problem(span, format!("rule {id:?}: channels is empty; omit it to match with or without a channel"));
                 None
             }
-            Some(list) => Some(list.iter().fold(0u8, |m, c| m | Channel::from(*c.get_ref()).bit())),
+            Some(list) => Some(
+                list.iter()
+                    .fold(0u8, |m, c| m | Channel::from(*c.get_ref()).bit()),
+            ),
             None => None,
         };
 
@@ -219,7 +290,10 @@ impl Compiler<'_> {
         if let (Some(m), false) = (r.step_up_methods, matches!(action, Action::StepUp(_))) {
             self.problem(
                 m.span(),
-                format!("rule {id:?}: step_up_methods only applies with action = \"step_up\""),
+                format!(
+                    "rule {id:?}: step_up_methods only applies with action = \"step_up\", not {:?}",
+                    action_name(&action)
+                ),
             );
         }
         let points = match (r.score, &action) {
@@ -235,8 +309,24 @@ impl Compiler<'_> {
             }
         };
         let message: Arc<str> = match r.message {
-            Some(m) if m.get_ref().trim().is_empty() || m.get_ref().len() > 200 => {
-                self.problem(m.span(), format!("rule {id:?}: message must be 1 to 200 characters"));
+            Some(m) if m.get_ref().trim().is_empty() => {
+                self.problem(
+                    m.span(),
+                    format!(
+                        "rule {id:?}: message {:?} is blank; omit it for the default message",
+                        m.get_ref()
+                    ),
+                );
+                "".into()
+            }
+            Some(m) if m.get_ref().chars().count() > MAX_MESSAGE_LEN => {
+                self.problem(
+                    m.span(),
+                    format!(
+                        "rule {id:?}: message must be at most {MAX_MESSAGE_LEN} characters, is {}",
+                        m.get_ref().chars().count()
+                    ),
+                );
                 "".into()
             }
             Some(m) => m.get_ref().as_str().into(),
@@ -255,7 +345,14 @@ impl Compiler<'_> {
         })
     }
 
-    fn limit(&mut self, l: &LimitFile, d: &Defaults, v4: u8, v6: u8) -> Option<LimitRule> {
+    fn limit(
+        &mut self,
+        l: &LimitFile,
+        i: usize,
+        d: &Defaults,
+        v4: u8,
+        v6: u8,
+    ) -> Option<LimitRule> {
         let before = self.problems.len();
         let id = l.id.get_ref().clone();
         let rate = self.rate(&l.rate, &id);
@@ -269,7 +366,10 @@ impl Compiler<'_> {
             (_, Some(p)) => {
                 self.problem(
                     p.span(),
-                    format!("rule {id:?}: prefix_digits only applies with key = \"phone_prefix\""),
+                    format!(
+                        "rule {id:?}: prefix_digits only applies with key = \"phone_prefix\", not {:?}",
+                        key_name(*l.key.get_ref())
+                    ),
                 );
                 KeyKind::Global
             }
@@ -283,7 +383,7 @@ impl Compiler<'_> {
             ),
             None => String::new(),
         };
-        let rule = self.rule(l.common(), d, default_message);
+        let rule = self.rule(l.common(), Table::Limit(i), d, default_message);
         let (count, _, per_cell) = rate?;
         let burst = l.burst.as_ref().map_or(count, |b| *b.get_ref());
         let quota = Quota::with_period(per_cell)?.allow_burst(burst);
@@ -305,14 +405,16 @@ impl Compiler<'_> {
         let Some((count, period)) = text.split_once('/') else {
             self.problem(
                 r.span(),
-                format!("rule {id:?}: rate {text:?} must be COUNT/PERIOD, e.g. \"5/1h\" or \"100/s\""),
+                format!(
+                    "rule {id:?}: rate {text:?} must be COUNT/PERIOD, e.g. \"5/1h\" or \"100/s\""
+                ),
             );
             return None;
         };
         let Ok(count) = count.trim().parse::<NonZeroU32>() else {
             self.problem(
                 r.span(),
-                format!("rule {id:?}: rate {text:?}: COUNT must be a whole number from 1"),
+                format!("rule {id:?}: rate {text:?}: COUNT must be a whole number, at least 1"),
             );
             return None;
         };
@@ -326,17 +428,27 @@ impl Compiler<'_> {
         let period = match humantime::parse_duration(&with_number) {
             Ok(p) if !p.is_zero() => p,
             Ok(_) => {
-                self.problem(r.span(), format!("rule {id:?}: rate {text:?}: PERIOD must be more than zero"));
+                self.problem(
+                    r.span(),
+                    format!("rule {id:?}: rate {text:?}: PERIOD must be more than zero"),
+                );
                 return None;
             }
             Err(e) => {
-                self.problem(r.span(), format!("rule {id:?}: rate {text:?}: PERIOD: {e}"));
+                let why = duration_error(&with_number, &e);
+                self.problem(
+                    r.span(),
+                    format!("rule {id:?}: rate {text:?}: PERIOD: {why} ({DURATION_EXAMPLES})"),
+                );
                 return None;
             }
         };
         let per_cell = period / count.get();
         if per_cell.is_zero() {
-            self.problem(r.span(), format!("rule {id:?}: rate {text:?} is faster than one per nanosecond"));
+            self.problem(
+                r.span(),
+                format!("rule {id:?}: rate {text:?} is faster than one per nanosecond"),
+            );
             return None;
         }
         Some((count, period, per_cell))
@@ -346,11 +458,18 @@ impl Compiler<'_> {
         match humantime::parse_duration(v.get_ref().trim()) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
-                self.problem(v.span(), format!("{what} must be more than zero"));
+                self.problem(
+                    v.span(),
+                    format!("{what} {:?} must be more than zero", v.get_ref()),
+                );
                 None
             }
             Err(e) => {
-                self.problem(v.span(), format!("{what} {:?}: {e} (e.g. \"30s\", \"1h\")", v.get_ref()));
+                let why = duration_error(v.get_ref().trim(), &e);
+                self.problem(
+                    v.span(),
+                    format!("{what} {:?}: {why} ({DURATION_EXAMPLES})", v.get_ref()),
+                );
                 None
             }
         }
@@ -360,8 +479,17 @@ impl Compiler<'_> {
         let before = self.problems.len();
         let id = b.id.get_ref().clone();
         if let Some(events) = &b.events {
-            if let Some(e) = events.iter().find(|e| Event::from(*e.get_ref()) != Event::OtpSend) {
-                self.problem(e.span(), format!("rule {id:?}: backoff applies to otp_send only"));
+            for e in events {
+                let event = Event::from(*e.get_ref());
+                if event != Event::OtpSend {
+                    self.problem(
+                        e.span(),
+                        format!(
+                            "rule {id:?}: backoff applies to otp_send only, not {:?}",
+                            event.as_str()
+                        ),
+                    );
+                }
             }
         }
         let base = self.duration(&b.base, &format!("rule {id:?}: base"));
@@ -369,19 +497,41 @@ impl Compiler<'_> {
         let reset_after = self.duration(&b.reset_after, &format!("rule {id:?}: reset_after"));
         let factor = *b.factor.get_ref();
         if !(1.0..=100.0).contains(&factor) {
-            self.problem(b.factor.span(), format!("rule {id:?}: factor must be from 1 to 100, is {factor}"));
+            self.problem(
+                b.factor.span(),
+                format!("rule {id:?}: factor must be from 1 to 100, is {factor}"),
+            );
         }
         if let (Some(base), Some(cap)) = (base, cap) {
             if cap < base {
-                self.problem(b.cap.span(), format!("rule {id:?}: cap must be at least base"));
+                self.problem(
+                    b.cap.span(),
+                    format!(
+                        "rule {id:?}: cap {:?} must be at least base {:?}",
+                        b.cap.get_ref(),
+                        b.base.get_ref()
+                    ),
+                );
             }
         }
         if let (Some(cap), Some(reset)) = (cap, reset_after) {
             if reset < cap {
-                self.problem(b.reset_after.span(), format!("rule {id:?}: reset_after must be at least cap"));
+                self.problem(
+                    b.reset_after.span(),
+                    format!(
+                        "rule {id:?}: reset_after {:?} must be at least cap {:?}",
+                        b.reset_after.get_ref(),
+                        b.cap.get_ref()
+                    ),
+                );
             }
         }
-        let mut rule = self.rule(b.common(), d, "sends to this number are backing off".into());
+        let mut rule = self.rule(
+            b.common(),
+            Table::Backoff,
+            d,
+            "sends to this number are backing off".into(),
+        );
         if let Some(r) = &mut rule {
             r.events = Event::OtpSend.bit();
         }
@@ -394,6 +544,81 @@ impl Compiler<'_> {
                 reset_after: reset_after?,
             },
         })
+    }
+}
+
+/// Which rule table a rule was written in.
+#[derive(Clone, Copy)]
+enum Table {
+    /// The n-th `[[limit]]`.
+    Limit(usize),
+    Backoff,
+}
+
+/// Where each rule's `events` and `channels` arrays are written. The file types
+/// keep the span of each element only, and an empty array has none, so a
+/// problem with one is located by reading the file again with these.
+#[derive(Deserialize)]
+struct ScopeSpans {
+    #[serde(default)]
+    limit: Vec<ScopeSpan>,
+    backoff: Option<ScopeSpan>,
+}
+
+#[derive(Deserialize)]
+struct ScopeSpan {
+    events: Option<Spanned<IgnoredAny>>,
+    channels: Option<Spanned<IgnoredAny>>,
+}
+
+impl Compiler<'_> {
+    /// The span of a rule's `events` or `channels` array.
+    fn array_span(&self, table: Table, key: &str) -> Option<Range<usize>> {
+        let spans: ScopeSpans = toml::from_str(self.src).ok()?;
+        let scope = match table {
+            Table::Limit(i) => spans.limit.into_iter().nth(i)?,
+            Table::Backoff => spans.backoff?,
+        };
+        match key {
+            "events" => scope.events,
+            "channels" => scope.channels,
+            _ => None,
+        }
+        .map(|s| s.span())
+    }
+}
+
+/// Serde names what it expected by Rust type (`expected a nonzero u32`); a
+/// policy author needs the value range instead.
+fn plain_types(message: &str) -> String {
+    let Some((head, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_owned();
+    };
+    let plain = match expected {
+        "a nonzero u32" => "a whole number from 1 to 4294967295",
+        "u32" => "a whole number from 0 to 4294967295",
+        "f64" => "a number",
+        _ => return message.to_owned(),
+    };
+    format!("{head}, expected {plain}")
+}
+
+/// Why a duration did not parse, naming the offending part rather than a byte
+/// offset (the text parsed may not be exactly what was written).
+fn duration_error(text: &str, e: &humantime::DurationError) -> String {
+    use humantime::DurationError as E;
+    let rest = |i: usize| text.get(i..).unwrap_or_default();
+    match e {
+        E::Empty => "it is empty".into(),
+        E::NumberExpected(0) => "it must start with a number".into(),
+        E::NumberExpected(i) => format!("expected a number at {:?}", rest(*i)),
+        E::InvalidCharacter(i) => match rest(*i).chars().next() {
+            Some(c) => format!("invalid character {c:?}"),
+            None => "invalid character".into(),
+        },
+        E::UnknownUnit { unit, value, .. } if unit.is_empty() => format!("{value} has no unit"),
+        E::UnknownUnit { unit, .. } => format!("unknown unit {unit:?}"),
+        E::NumberOverflow => "the number is too large or too precise".into(),
     }
 }
 
@@ -427,6 +652,29 @@ fn key_kind(k: KeyName, v4: u8, v6: u8) -> KeyKind {
         KeyName::Session => KeyKind::Session,
         KeyName::Tenant => KeyKind::Tenant,
         KeyName::Global => KeyKind::Global,
+    }
+}
+
+fn key_name(k: KeyName) -> &'static str {
+    match k {
+        KeyName::Ip => "ip",
+        KeyName::Subnet => "subnet",
+        KeyName::Device => "device",
+        KeyName::Account => "account",
+        KeyName::Phone => "phone",
+        KeyName::PhonePrefix => "phone_prefix",
+        KeyName::PhoneCountry => "phone_country",
+        KeyName::Session => "session",
+        KeyName::Tenant => "tenant",
+        KeyName::Global => "global",
+    }
+}
+
+fn action_name(a: &Action) -> &'static str {
+    match a {
+        Action::Block => "block",
+        Action::StepUp(_) => "step_up",
+        Action::Score => "score",
     }
 }
 
