@@ -142,12 +142,21 @@ impl<S: StateStore> Engine<S> {
                 },
             )),
         };
-        let results = self.store.check(&batch).await.inspect_err(|_| metrics::store_error())?;
+        let results = self
+            .store
+            .check(&batch)
+            .await
+            .inspect_err(|_| metrics::store_error())?;
 
         let mut fired: Vec<Fired<'_>> = checked
             .iter()
             .zip(&results.rates)
-            .filter_map(|(rule, wait)| wait.map(|w| Fired { rule, retry_after: Some(w) }))
+            .filter_map(|(rule, wait)| {
+                wait.map(|w| Fired {
+                    rule,
+                    retry_after: Some(w),
+                })
+            })
             .collect();
         if let (Some((b, _)), Some(wait)) = (backoff, results.backoff) {
             fired.push(Fired {
@@ -171,7 +180,10 @@ impl<S: StateStore> Engine<S> {
                 take: batch.rates.iter().filter(|r| !r.take).copied().collect(),
             };
             if effects.record_send.is_some() || !effects.take.is_empty() {
-                self.store.apply(&effects).await.inspect_err(|_| metrics::store_error())?;
+                self.store
+                    .apply(&effects)
+                    .await
+                    .inspect_err(|_| metrics::store_error())?;
             }
         }
         metrics::decision(input, &decision, started.elapsed());
@@ -207,7 +219,10 @@ impl<S: StateStore> Engine<S> {
                     reset_backoff: Some(key),
                     ..Effects::default()
                 };
-                self.store.apply(&effects).await.inspect_err(|_| metrics::store_error())?;
+                self.store
+                    .apply(&effects)
+                    .await
+                    .inspect_err(|_| metrics::store_error())?;
             }
         }
         metrics::report(input.outcome, started.elapsed());

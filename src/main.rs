@@ -20,7 +20,8 @@ fn main() -> anyhow::Result<ExitCode> {
             tracing_subscriber::fmt()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .with_env_filter(
-                    EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+                    EnvFilter::try_from_env("TOLLGATE_LOG")
+                        .unwrap_or_else(|_| EnvFilter::new("info")),
                 )
                 .init();
             tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,9 @@ use crate::decision::Decision;
 use crate::limits::StoreStats;
 use crate::policy::Snapshot;
 use crate::request::{AssessInput, Outcome};
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -50,12 +52,29 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    describe_counter!(DECISIONS, "Assess decisions by event, channel and decision.");
-    describe_counter!(REASONS, "Rules that fired, by rule id and whether the rule was in shadow.");
-    describe_histogram!(ASSESS_SECONDS, Unit::Seconds, "Time to decide one Assess, inside the engine.");
+    describe_counter!(
+        DECISIONS,
+        "Assess decisions by event, channel and decision."
+    );
+    describe_counter!(
+        REASONS,
+        "Rules that fired, by rule id and whether the rule was in shadow."
+    );
+    describe_histogram!(
+        ASSESS_SECONDS,
+        Unit::Seconds,
+        "Time to decide one Assess, inside the engine."
+    );
     describe_counter!(REPORTS, "Report calls by outcome.");
-    describe_histogram!(REPORT_SECONDS, Unit::Seconds, "Time to apply one Report, inside the engine.");
-    describe_counter!(INVALID_REQUESTS, "Requests rejected as INVALID_ARGUMENT, by method.");
+    describe_histogram!(
+        REPORT_SECONDS,
+        Unit::Seconds,
+        "Time to apply one Report, inside the engine."
+    );
+    describe_counter!(
+        INVALID_REQUESTS,
+        "Requests rejected as INVALID_ARGUMENT, by method."
+    );
     describe_counter!(POLICY_RELOADS, "Policy loads by result (ok, error).");
     describe_gauge!(POLICY_RULES, "Rules in the policy in force.");
     describe_gauge!(STORE_KEYS, "Keys held by the state store, by kind.");

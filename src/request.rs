@@ -390,7 +390,10 @@ mod tests {
 
     #[test]
     fn e164_accepts_plain_numbers() {
-        assert_eq!("+33612345678".parse::<E164>().unwrap().digits(), "33612345678");
+        assert_eq!(
+            "+33612345678".parse::<E164>().unwrap().digits(),
+            "33612345678"
+        );
         assert!("+123456".parse::<E164>().is_ok());
         assert!("+123456789012345".parse::<E164>().is_ok());
     }
@@ -422,8 +425,18 @@ mod tests {
 
     #[test]
     fn ip_parsing_is_strict_and_canonical() {
-        assert_eq!(parse_ip("::ffff:1.2.3.4").unwrap(), parse_ip("1.2.3.4").unwrap());
-        for bad in ["0127.0.0.1", "1.2.3", "fe80::1%eth0", "1.2.3.4.5", "256.1.1.1", " 1.2.3.4"] {
+        assert_eq!(
+            parse_ip("::ffff:1.2.3.4").unwrap(),
+            parse_ip("1.2.3.4").unwrap()
+        );
+        for bad in [
+            "0127.0.0.1",
+            "1.2.3",
+            "fe80::1%eth0",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            " 1.2.3.4",
+        ] {
             assert!(parse_ip(bad).is_err(), "{bad} should be rejected");
         }
         assert!(parse_ip("2001:db8::1").is_ok());
@@ -442,6 +455,8 @@ mod tests {
         let id = AssessmentId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         assert_eq!(id.to_string().parse::<AssessmentId>().unwrap(), id);
         assert!("xyz".parse::<AssessmentId>().is_err());
-        assert!("0123456789ABCDEF0011223344556677".parse::<AssessmentId>().is_err());
+        assert!("0123456789ABCDEF0011223344556677"
+            .parse::<AssessmentId>()
+            .is_err());
     }
 }

@@ -60,9 +60,7 @@ pub async fn serve<S: StateStore>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<RiskServiceServer<RiskApi<S>>>()
-        .await;
+    health.set_serving::<RiskServiceServer<RiskApi<S>>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -86,7 +84,10 @@ pub async fn serve<S: StateStore>(
             let done = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(done).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(done)
+                .await
+            {
                 tracing::error!(error = %e, "metrics listener failed");
             }
         });
@@ -111,7 +112,9 @@ pub async fn serve<S: StateStore>(
     let grpc_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight calls");
-        health.set_not_serving::<RiskServiceServer<RiskApi<S>>>().await;
+        health
+            .set_not_serving::<RiskServiceServer<RiskApi<S>>>()
+            .await;
         let _ = stopping_tx.send(true);
     };
     let result = tonic::transport::Server::builder()

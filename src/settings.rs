@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "tollgate", version, about = "Risk-scoring and anti-SMS-pumping engine (gRPC)")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Risk-scoring and anti-SMS-pumping engine (gRPC)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -32,7 +36,11 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Prometheus `/metrics` listen address (HTTP).
-    #[arg(long, env = "TOLLGATE_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    #[arg(
+        long,
+        env = "TOLLGATE_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
     pub metrics_listen: SocketAddr,
 
     /// Policy file (TOML). Default: the built-in `rules/default.toml`. Reloaded

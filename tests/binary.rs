@@ -10,7 +10,13 @@ use tollgate::proto::v1::risk_service_client::RiskServiceClient;
 #[tokio::test]
 async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .env("TOLLGATE_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -25,12 +31,16 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
     });
     // The start-up line names the bound address.
     let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("start-up log line");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("start-up log line");
         if let Some(rest) = line.split("grpc=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
-    let mut c = RiskServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut c = RiskServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     let r = c
         .assess(pb::AssessRequest {
             event: pb::Event::OtpSend as i32,
@@ -45,7 +55,10 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
     assert_eq!(r.policy_version, "default-2026-11");
     drop(c);
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let code = tokio::task::spawn_blocking(move || child.wait())
         .await

@@ -23,33 +23,56 @@ async fn allow_then_throttle_with_retry_after_then_allow_again() {
     let srv = TestServer::default_policy().await;
     let mut c = srv.client().await;
 
-    let first = c.assess(otp_send("+33612345678", "192.0.2.10")).await.unwrap().into_inner();
+    let first = c
+        .assess(otp_send("+33612345678", "192.0.2.10"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision(&first), pb::Decision::Allow, "{first:?}");
     assert_eq!(first.score, 0);
     assert!(first.reasons.is_empty());
     assert_eq!(first.assessment_id.len(), 32);
     assert_eq!(first.policy_version, "default-2026-11");
     let sig = first.signals.as_ref().unwrap();
-    assert_eq!((sig.phone_region.as_str(), sig.phone_calling_code), ("FR", 33));
+    assert_eq!(
+        (sig.phone_region.as_str(), sig.phone_calling_code),
+        ("FR", 33)
+    );
     assert_eq!(sig.phone_type, "mobile");
 
-    let again = c.assess(otp_send("+33612345678", "192.0.2.10")).await.unwrap().into_inner();
+    let again = c
+        .assess(otp_send("+33612345678", "192.0.2.10"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision(&again), pb::Decision::Block, "{again:?}");
     assert_eq!(codes(&again), vec!["backoff.phone"]);
     assert_eq!(retry_secs(&again), Some(30.0));
     assert_ne!(again.assessment_id, first.assessment_id);
 
     // Another number is not affected.
-    let other = c.assess(otp_send("+33698765432", "192.0.2.10")).await.unwrap().into_inner();
+    let other = c
+        .assess(otp_send("+33698765432", "192.0.2.10"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision(&other), pb::Decision::Allow);
 
     srv.advance(Duration::from_secs(29));
-    let early = c.assess(otp_send("+33612345678", "192.0.2.10")).await.unwrap().into_inner();
+    let early = c
+        .assess(otp_send("+33612345678", "192.0.2.10"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision(&early), pb::Decision::Block);
     assert_eq!(retry_secs(&early), Some(1.0));
 
     srv.advance(Duration::from_secs(1));
-    let later = c.assess(otp_send("+33612345678", "192.0.2.10")).await.unwrap().into_inner();
+    let later = c
+        .assess(otp_send("+33612345678", "192.0.2.10"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision(&later), pb::Decision::Allow, "{later:?}");
     srv.stop().await;
 }
@@ -77,7 +100,10 @@ async fn backoff_doubles_up_to_its_cap_and_resets_on_verification() {
     // A send is backing off again; the verified code resets it.
     let ok = c.assess(otp_send(n, "")).await.unwrap().into_inner();
     assert_eq!(decision(&ok), pb::Decision::Allow);
-    assert_eq!(decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()), pb::Decision::Block);
+    assert_eq!(
+        decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()),
+        pb::Decision::Block
+    );
     c.report(pb::ReportRequest {
         assessment_id: ok.assessment_id.clone(),
         outcome: pb::Outcome::OtpVerified as i32,
@@ -86,7 +112,11 @@ async fn backoff_doubles_up_to_its_cap_and_resets_on_verification() {
     .await
     .unwrap();
     let after = c.assess(otp_send(n, "")).await.unwrap().into_inner();
-    assert_eq!(decision(&after), pb::Decision::Allow, "verified code resets backoff: {after:?}");
+    assert_eq!(
+        decision(&after),
+        pb::Decision::Allow,
+        "verified code resets backoff: {after:?}"
+    );
     let next = c.assess(otp_send(n, "")).await.unwrap().into_inner();
     assert_eq!(retry_secs(&next), Some(30.0), "the run starts over at base");
 
@@ -98,7 +128,10 @@ async fn backoff_doubles_up_to_its_cap_and_resets_on_verification() {
     })
     .await
     .unwrap();
-    assert_eq!(decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()), pb::Decision::Allow);
+    assert_eq!(
+        decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()),
+        pb::Decision::Allow
+    );
 
     // Other outcomes do not reset.
     c.report(pb::ReportRequest {
@@ -108,7 +141,10 @@ async fn backoff_doubles_up_to_its_cap_and_resets_on_verification() {
     })
     .await
     .unwrap();
-    assert_eq!(decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()), pb::Decision::Block);
+    assert_eq!(
+        decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()),
+        pb::Decision::Block
+    );
     srv.stop().await;
 }
 
@@ -121,7 +157,10 @@ async fn backoff_starts_over_after_quiet_period() {
     srv.advance(Duration::from_secs(30));
     c.assess(otp_send(n, "")).await.unwrap();
     srv.advance(Duration::from_secs(3600));
-    assert_eq!(decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()), pb::Decision::Allow);
+    assert_eq!(
+        decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()),
+        pb::Decision::Allow
+    );
     let r = c.assess(otp_send(n, "")).await.unwrap().into_inner();
     assert_eq!(retry_secs(&r), Some(30.0));
     srv.stop().await;
@@ -148,7 +187,11 @@ async fn report_for_unknown_assessment_is_not_found() {
 async fn remembered_assessment_expires() {
     let srv = TestServer::default_policy().await;
     let mut c = srv.client().await;
-    let a = c.assess(otp_send("+33612345678", "")).await.unwrap().into_inner();
+    let a = c
+        .assess(otp_send("+33612345678", ""))
+        .await
+        .unwrap()
+        .into_inner();
     srv.advance(Duration::from_secs(3601));
     let err = c
         .report(pb::ReportRequest {
@@ -197,7 +240,10 @@ async fn shadow_rules_are_reported_but_not_enforced() {
     c.assess(req.clone()).await.unwrap();
     let r = c.assess(req.clone()).await.unwrap().into_inner();
     assert_eq!(decision(&r), pb::Decision::Block);
-    assert!(r.reasons.iter().any(|x| x.code == "limit.device" && !x.shadow));
+    assert!(r
+        .reasons
+        .iter()
+        .any(|x| x.code == "limit.device" && !x.shadow));
 
     // Global shadow: nothing enforced, everything reported.
     srv.engine
@@ -238,17 +284,30 @@ async fn step_up_with_methods_and_ipv4_mapped_ipv6_is_the_same_subject() {
         account_id: "acct-1".into(),
         ..Default::default()
     };
-    assert_eq!(decision(&c.assess(login("198.51.100.7")).await.unwrap().into_inner()), pb::Decision::Allow);
-    let r = c.assess(login("::ffff:198.51.100.7")).await.unwrap().into_inner();
+    assert_eq!(
+        decision(&c.assess(login("198.51.100.7")).await.unwrap().into_inner()),
+        pb::Decision::Allow
+    );
+    let r = c
+        .assess(login("::ffff:198.51.100.7"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision(&r), pb::Decision::StepUp, "{r:?}");
     assert_eq!(codes(&r), vec!["limit.ip"]);
     assert_eq!(
         r.step_up,
-        vec![pb::StepUpMethod::Captcha as i32, pb::StepUpMethod::ReverseSms as i32]
+        vec![
+            pb::StepUpMethod::Captcha as i32,
+            pb::StepUpMethod::ReverseSms as i32
+        ]
     );
     assert!(retry_secs(&r).unwrap() > 3599.0);
     // A different address is another subject.
-    assert_eq!(decision(&c.assess(login("198.51.100.8")).await.unwrap().into_inner()), pb::Decision::Allow);
+    assert_eq!(
+        decision(&c.assess(login("198.51.100.8")).await.unwrap().into_inner()),
+        pb::Decision::Allow
+    );
     srv.stop().await;
 }
 
@@ -266,12 +325,19 @@ async fn prefix_limits_count_a_number_range_and_respect_channel_scope() {
         assert_eq!(decision(&r), want, "{n}: {r:?}");
     }
     // Another range is untouched.
-    let r = c.assess(otp_send("+33712345678", "")).await.unwrap().into_inner();
+    let r = c
+        .assess(otp_send("+33712345678", ""))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision(&r), pb::Decision::Allow);
     // The rule is scoped to SMS: voice sends to the same range pass.
     let mut voice = otp_send("+33612555555", "");
     voice.channel = pb::Channel::Voice as i32;
-    assert_eq!(decision(&c.assess(voice).await.unwrap().into_inner()), pb::Decision::Allow);
+    assert_eq!(
+        decision(&c.assess(voice).await.unwrap().into_inner()),
+        pb::Decision::Allow
+    );
     srv.stop().await;
 }
 
@@ -318,7 +384,10 @@ async fn limits_counting_allowed_requests_ignore_refused_retries() {
     // Three codes (the burst of limit.phone), each after its backoff, with
     // impatient retries in between that the backoff refuses.
     for (round, wait) in [30, 60, 120].into_iter().enumerate() {
-        assert_eq!(decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()), pb::Decision::Allow);
+        assert_eq!(
+            decision(&c.assess(otp_send(n, "")).await.unwrap().into_inner()),
+            pb::Decision::Allow
+        );
         for _ in 0..3 {
             let r = c.assess(otp_send(n, "")).await.unwrap().into_inner();
             if round < 2 {

@@ -19,14 +19,18 @@ async fn health_reports_serving_for_the_risk_service() {
     let mut h = HealthClient::new(srv.channel().await);
     for service in ["", "tollgate.v1.RiskService"] {
         let r = h
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
     }
     let err = h
-        .check(HealthCheckRequest { service: "no.such.Service".into() })
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
@@ -51,7 +55,11 @@ async fn reflection_lists_the_services() {
         panic!("unexpected reflection answer {resp:?}");
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    for want in ["tollgate.v1.RiskService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"] {
+    for want in [
+        "tollgate.v1.RiskService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
     srv.stop().await;
@@ -70,16 +78,30 @@ async fn metrics_count_decisions_and_reasons() {
     let srv = TestServer::default_policy().await;
     let mut c = srv.client().await;
     let before = srv.scrape().await;
-    let allow_label = ["event=\"otp_send\"", "channel=\"sms\"", "decision=\"allow\""];
-    let block_label = ["event=\"otp_send\"", "channel=\"sms\"", "decision=\"block\""];
+    let allow_label = [
+        "event=\"otp_send\"",
+        "channel=\"sms\"",
+        "decision=\"allow\"",
+    ];
+    let block_label = [
+        "event=\"otp_send\"",
+        "channel=\"sms\"",
+        "decision=\"block\"",
+    ];
     let reason = ["rule=\"backoff.phone\"", "shadow=\"false\""];
     let a0 = series(&before, "tollgate_decisions_total", &allow_label).unwrap_or(0.0);
     let b0 = series(&before, "tollgate_decisions_total", &block_label).unwrap_or(0.0);
     let r0 = series(&before, "tollgate_reasons_total", &reason).unwrap_or(0.0);
 
-    c.assess(otp_send("+33655555555", "192.0.2.200")).await.unwrap();
-    c.assess(otp_send("+33655555555", "192.0.2.200")).await.unwrap();
-    c.assess(otp_send("+33655555555", "192.0.2.200")).await.unwrap();
+    c.assess(otp_send("+33655555555", "192.0.2.200"))
+        .await
+        .unwrap();
+    c.assess(otp_send("+33655555555", "192.0.2.200"))
+        .await
+        .unwrap();
+    c.assess(otp_send("+33655555555", "192.0.2.200"))
+        .await
+        .unwrap();
 
     let after = srv.scrape().await;
     // Other tests in this binary share the process-wide recorder: compare deltas,
@@ -88,7 +110,10 @@ async fn metrics_count_decisions_and_reasons() {
     assert!(series(&after, "tollgate_decisions_total", &block_label).unwrap() >= b0 + 2.0);
     assert!(series(&after, "tollgate_reasons_total", &reason).unwrap() >= r0 + 2.0);
     assert!(after.contains("# HELP tollgate_decisions_total"));
-    assert!(after.contains("tollgate_assess_duration_seconds_bucket{le=\"0.00001\"}"), "explicit µs buckets");
+    assert!(
+        after.contains("tollgate_assess_duration_seconds_bucket{le=\"0.00001\"}"),
+        "explicit µs buckets"
+    );
     // No identifier ever becomes a label.
     assert!(!after.contains("33655555555") && !after.contains("192.0.2.200"));
     srv.stop().await;
@@ -96,7 +121,10 @@ async fn metrics_count_decisions_and_reasons() {
 
 #[tokio::test]
 async fn oversized_requests_are_refused_before_decoding() {
-    let limits = ServerLimits { max_message_bytes: 4096, ..ServerLimits::default() };
+    let limits = ServerLimits {
+        max_message_bytes: 4096,
+        ..ServerLimits::default()
+    };
     let srv = TestServer::start_with(tollgate::policy::DEFAULT_POLICY, limits).await;
     let mut c = srv.client().await;
     let mut r = otp_send("+33612345678", "");
@@ -104,7 +132,11 @@ async fn oversized_requests_are_refused_before_decoding() {
     let err = c.assess(r).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
     // The server is still fine.
-    let ok = c.assess(otp_send("+33612345678", "")).await.unwrap().into_inner();
+    let ok = c
+        .assess(otp_send("+33612345678", ""))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision(&ok), pb::Decision::Allow);
     srv.stop().await;
 }

@@ -13,14 +13,25 @@ fn base() -> pb::AssessRequest {
 }
 
 /// The fields named in the BadRequest detail of an INVALID_ARGUMENT status.
-async fn rejected_fields(c: &mut RiskServiceClient<tonic::transport::Channel>, r: pb::AssessRequest) -> Vec<String> {
-    let err = c.assess(r.clone()).await.expect_err(&format!("{r:?} should be rejected"));
+async fn rejected_fields(
+    c: &mut RiskServiceClient<tonic::transport::Channel>,
+    r: pb::AssessRequest,
+) -> Vec<String> {
+    let err = c
+        .assess(r.clone())
+        .await
+        .expect_err(&format!("{r:?} should be rejected"));
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     let bad = err.get_details_bad_request().expect("BadRequest detail");
     assert!(!bad.field_violations.is_empty());
     for v in &bad.field_violations {
         assert!(!v.description.is_empty());
-        assert!(err.message().contains(&v.field), "message names {}: {}", v.field, err.message());
+        assert!(
+            err.message().contains(&v.field),
+            "message names {}: {}",
+            v.field,
+            err.message()
+        );
     }
     bad.field_violations.into_iter().map(|v| v.field).collect()
 }
@@ -37,13 +48,34 @@ async fn each_malformed_field_is_named() {
         ("channel", Box::new(|r| r.channel = 0)),
         ("channel", Box::new(|r| r.channel = 42)),
         ("phone_number", Box::new(|r| r.phone_number.clear())),
-        ("phone_number", Box::new(|r| r.phone_number = "33612345678".into())),
-        ("phone_number", Box::new(|r| r.phone_number = "+3361234567x".into())),
-        ("phone_number", Box::new(|r| r.phone_number = "+1234567890123456".into())),
-        ("phone_number", Box::new(|r| r.phone_number = "+0612345678".into())),
-        ("phone_number", Box::new(|r| r.phone_number = "+３３６１２３４５６７８".into())),
-        ("phone_number", Box::new(|r| r.phone_number = "+٣٣٦١٢٣٤٥٦٧٨".into())),
-        ("phone_number", Box::new(|r| r.phone_number = "＋33612345678".into())),
+        (
+            "phone_number",
+            Box::new(|r| r.phone_number = "33612345678".into()),
+        ),
+        (
+            "phone_number",
+            Box::new(|r| r.phone_number = "+3361234567x".into()),
+        ),
+        (
+            "phone_number",
+            Box::new(|r| r.phone_number = "+1234567890123456".into()),
+        ),
+        (
+            "phone_number",
+            Box::new(|r| r.phone_number = "+0612345678".into()),
+        ),
+        (
+            "phone_number",
+            Box::new(|r| r.phone_number = "+３３６１２３４５６７８".into()),
+        ),
+        (
+            "phone_number",
+            Box::new(|r| r.phone_number = "+٣٣٦١٢٣٤٥٦٧٨".into()),
+        ),
+        (
+            "phone_number",
+            Box::new(|r| r.phone_number = "＋33612345678".into()),
+        ),
         ("ip", Box::new(|r| r.ip = "0127.0.0.1".into())),
         ("ip", Box::new(|r| r.ip = "1.2.3".into())),
         ("ip", Box::new(|r| r.ip = "fe80::1%eth0".into())),
@@ -53,22 +85,37 @@ async fn each_malformed_field_is_named() {
         ("account_id", Box::new(move |r| r.account_id = long(129))),
         ("account_id", Box::new(|r| r.account_id = "acct\n1".into())),
         ("session_id", Box::new(move |r| r.session_id = long(129))),
-        ("session_id", Box::new(|r| r.session_id = "s\u{1b}[31m".into())),
+        (
+            "session_id",
+            Box::new(|r| r.session_id = "s\u{1b}[31m".into()),
+        ),
         ("user_agent", Box::new(move |r| r.user_agent = long(513))),
-        ("user_agent", Box::new(|r| r.user_agent = "UA\r\nX-Injected: 1".into())),
+        (
+            "user_agent",
+            Box::new(|r| r.user_agent = "UA\r\nX-Injected: 1".into()),
+        ),
         ("tenant", Box::new(move |r| r.tenant = long(65))),
         ("email", Box::new(|r| r.email = "not-an-address".into())),
         ("currency", Box::new(|r| r.currency = "eur".into())),
         ("amount_minor", Box::new(|r| r.amount_minor = -5)),
-        ("attributes", Box::new(|r| {
-            r.attributes = (0..17).map(|i| (format!("k{i}"), "v".into())).collect();
-        })),
-        ("attributes", Box::new(|r| {
-            r.attributes.insert("k\u{7}".into(), "v".into());
-        })),
-        ("attributes[k]", Box::new(move |r| {
-            r.attributes.insert("k".into(), long(257));
-        })),
+        (
+            "attributes",
+            Box::new(|r| {
+                r.attributes = (0..17).map(|i| (format!("k{i}"), "v".into())).collect();
+            }),
+        ),
+        (
+            "attributes",
+            Box::new(|r| {
+                r.attributes.insert("k\u{7}".into(), "v".into());
+            }),
+        ),
+        (
+            "attributes[k]",
+            Box::new(move |r| {
+                r.attributes.insert("k".into(), long(257));
+            }),
+        ),
     ];
     for (field, mutate) in &cases {
         let mut r = base();
@@ -124,17 +171,63 @@ async fn malformed_reports_are_rejected() {
     let srv = TestServer::default_policy().await;
     let mut c = srv.client().await;
     let cases = [
-        (pb::ReportRequest { outcome: pb::Outcome::OtpVerified as i32, ..Default::default() }, "assessment_id"),
-        (pb::ReportRequest { assessment_id: "nope".into(), outcome: pb::Outcome::OtpVerified as i32, ..Default::default() }, "assessment_id"),
-        (pb::ReportRequest { phone_number: "+33612345678".into(), ..Default::default() }, "outcome"),
-        (pb::ReportRequest { phone_number: "+33612345678".into(), outcome: 77, ..Default::default() }, "outcome"),
-        (pb::ReportRequest { phone_number: "0612345678".into(), outcome: pb::Outcome::OtpVerified as i32, ..Default::default() }, "phone_number"),
-        (pb::ReportRequest { account_id: "a\u{0}".into(), outcome: pb::Outcome::LoginFailed as i32, ..Default::default() }, "account_id"),
+        (
+            pb::ReportRequest {
+                outcome: pb::Outcome::OtpVerified as i32,
+                ..Default::default()
+            },
+            "assessment_id",
+        ),
+        (
+            pb::ReportRequest {
+                assessment_id: "nope".into(),
+                outcome: pb::Outcome::OtpVerified as i32,
+                ..Default::default()
+            },
+            "assessment_id",
+        ),
+        (
+            pb::ReportRequest {
+                phone_number: "+33612345678".into(),
+                ..Default::default()
+            },
+            "outcome",
+        ),
+        (
+            pb::ReportRequest {
+                phone_number: "+33612345678".into(),
+                outcome: 77,
+                ..Default::default()
+            },
+            "outcome",
+        ),
+        (
+            pb::ReportRequest {
+                phone_number: "0612345678".into(),
+                outcome: pb::Outcome::OtpVerified as i32,
+                ..Default::default()
+            },
+            "phone_number",
+        ),
+        (
+            pb::ReportRequest {
+                account_id: "a\u{0}".into(),
+                outcome: pb::Outcome::LoginFailed as i32,
+                ..Default::default()
+            },
+            "account_id",
+        ),
     ];
     for (req, field) in cases {
         let err = c.report(req.clone()).await.expect_err(&format!("{req:?}"));
         assert_eq!(err.code(), Code::InvalidArgument);
-        let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+        let fields: Vec<_> = err
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
         assert_eq!(fields, vec![field], "{req:?}");
     }
     srv.stop().await;

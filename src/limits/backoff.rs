@@ -83,6 +83,9 @@ mod tests {
         assert!(!b.in_force(t0 + 30 * S + 3600 * S));
         let c = BackoffState::after_send(Some(&b), t0 + 30 * S + 3600 * S, &p);
         assert_eq!(c.level, 1);
-        assert_eq!(c.wait(t0 + 30 * S + 3600 * S), Some(Duration::from_secs(30)));
+        assert_eq!(
+            c.wait(t0 + 30 * S + 3600 * S),
+            Some(Duration::from_secs(30))
+        );
     }
 }

@@ -11,9 +11,9 @@
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::StateStore as GovernorStore;
-use governor::middleware::NoOpMiddleware;
 use governor::{Quota, RateLimiter};
 use std::time::Duration;
 
@@ -103,7 +103,8 @@ mod tests {
     fn burst_then_steady_rate_with_exact_waits() {
         let m = map();
         // 5 per minute (one every 12 s), burst 3.
-        let q = Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
+        let q =
+            Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
         let t0 = 1_000 * S;
         assert_eq!(check(&m, 1, q, t0, true), None);
         assert_eq!(check(&m, 1, q, t0, true), None);
@@ -111,9 +112,15 @@ mod tests {
         assert_eq!(check(&m, 1, q, t0, true), Some(Duration::from_secs(12)));
         // Another key is independent.
         assert_eq!(check(&m, 2, q, t0, true), None);
-        assert_eq!(check(&m, 1, q, t0 + 11 * S, true), Some(Duration::from_secs(1)));
+        assert_eq!(
+            check(&m, 1, q, t0 + 11 * S, true),
+            Some(Duration::from_secs(1))
+        );
         assert_eq!(check(&m, 1, q, t0 + 12 * S, true), None);
-        assert_eq!(check(&m, 1, q, t0 + 12 * S, true), Some(Duration::from_secs(12)));
+        assert_eq!(
+            check(&m, 1, q, t0 + 12 * S, true),
+            Some(Duration::from_secs(12))
+        );
     }
 
     #[test]
@@ -136,7 +143,10 @@ mod tests {
         let t0 = 5_000 * S;
         assert_eq!(check(&m, 7, q, t0, true), None);
         let q2 = Quota::per_hour(NonZeroU32::new(1).unwrap());
-        assert_eq!(check(&m, 7, q2, t0 + 60 * S, true), Some(Duration::from_secs(3540)));
+        assert_eq!(
+            check(&m, 7, q2, t0 + 60 * S, true),
+            Some(Duration::from_secs(3540))
+        );
     }
 
     #[test]

@@ -5,9 +5,7 @@
 
 use super::backoff::BackoffState;
 use super::gcra::{self, TatMap};
-use super::{
-    CheckBatch, CheckResults, Effects, Remembered, StateStore, StoreError, StoreStats,
-};
+use super::{CheckBatch, CheckResults, Effects, Remembered, StateStore, StoreError, StoreStats};
 use crate::request::AssessmentId;
 use dashmap::DashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -79,7 +77,8 @@ impl MemoryStore {
         if let Some((id, rec)) = batch.remember {
             if self.assessments_len.load(Ordering::Relaxed) < self.max_assessments {
                 self.assessments.insert(id.0, rec);
-                self.assessments_len.store(self.assessments.len(), Ordering::Relaxed);
+                self.assessments_len
+                    .store(self.assessments.len(), Ordering::Relaxed);
             }
         }
         CheckResults { rates, backoff }
@@ -159,15 +158,28 @@ mod tests {
     }
 
     fn batch(now: u64) -> CheckBatch {
-        CheckBatch { now, rates: vec![], backoff: Some(9), remember: None }
+        CheckBatch {
+            now,
+            rates: vec![],
+            backoff: Some(9),
+            remember: None,
+        }
     }
 
     #[test]
     fn backoff_is_never_evicted_while_in_force() {
         let st = MemoryStore::new(10);
         let t0 = 1_000 * S;
-        st.apply_now(&Effects { now: t0, record_send: Some((9, params())), reset_backoff: None, take: vec![] });
-        assert_eq!(st.check_now(&batch(t0 + S)).backoff, Some(Duration::from_secs(29)));
+        st.apply_now(&Effects {
+            now: t0,
+            record_send: Some((9, params())),
+            reset_backoff: None,
+            take: vec![],
+        });
+        assert_eq!(
+            st.check_now(&batch(t0 + S)).backoff,
+            Some(Duration::from_secs(29))
+        );
         // Past next_allowed but within reset_after: kept (the next wait doubles).
         assert_eq!(st.evict_idle(t0 + 100 * S), 0);
         assert_eq!(st.stats().backoff_keys, 1);
@@ -179,8 +191,18 @@ mod tests {
     fn reset_clears_backoff() {
         let st = MemoryStore::new(10);
         let t0 = 1_000 * S;
-        st.apply_now(&Effects { now: t0, record_send: Some((9, params())), reset_backoff: None, take: vec![] });
-        st.apply_now(&Effects { now: t0, record_send: None, reset_backoff: Some(9), take: vec![] });
+        st.apply_now(&Effects {
+            now: t0,
+            record_send: Some((9, params())),
+            reset_backoff: None,
+            take: vec![],
+        });
+        st.apply_now(&Effects {
+            now: t0,
+            record_send: None,
+            reset_backoff: Some(9),
+            take: vec![],
+        });
         assert_eq!(st.check_now(&batch(t0)).backoff, None);
     }
 
@@ -188,7 +210,11 @@ mod tests {
     fn remembered_assessments_expire_and_are_bounded() {
         let st = MemoryStore::new(2);
         let t0 = 1_000 * S;
-        let rec = Remembered { expires_at: t0 + 60 * S, event: Event::OtpSend, backoff_key: Some(1) };
+        let rec = Remembered {
+            expires_at: t0 + 60 * S,
+            event: Event::OtpSend,
+            backoff_key: Some(1),
+        };
         for i in 0..3u128 {
             let mut b = batch(t0);
             b.remember = Some((AssessmentId(i), rec));
@@ -197,11 +223,17 @@ mod tests {
         assert_eq!(st.stats().assessments, 2, "bounded at max_assessments");
         let got = futures_lite_block(st.recall(AssessmentId(0), t0));
         assert_eq!(got.unwrap(), Some(rec));
-        assert_eq!(futures_lite_block(st.recall(AssessmentId(0), t0 + 60 * S)).unwrap(), None);
+        assert_eq!(
+            futures_lite_block(st.recall(AssessmentId(0), t0 + 60 * S)).unwrap(),
+            None
+        );
         assert_eq!(st.evict_idle(t0 + 60 * S), 2);
     }
 
     fn futures_lite_block<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 }

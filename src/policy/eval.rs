@@ -145,7 +145,11 @@ shadow = true
     #[test]
     fn block_rule_blocks_with_longest_retry() {
         let s = snap();
-        let d = evaluate(&s, &Signals::default(), &fire(&s, &[("a.block", 10), ("c.step", 90)]));
+        let d = evaluate(
+            &s,
+            &Signals::default(),
+            &fire(&s, &[("a.block", 10), ("c.step", 90)]),
+        );
         assert_eq!(d.verdict, Verdict::Block);
         assert_eq!(d.score, 100);
         assert_eq!(d.retry_after, Some(Duration::from_secs(90)));
@@ -166,9 +170,16 @@ shadow = true
         let s = snap();
         let d = evaluate(&s, &Signals::default(), &fire(&s, &[("c.step", 5)]));
         assert_eq!(d.verdict, Verdict::StepUp);
-        assert_eq!(d.step_up, vec![StepUpMethod::Captcha, StepUpMethod::ReverseSms]);
+        assert_eq!(
+            d.step_up,
+            vec![StepUpMethod::Captcha, StepUpMethod::ReverseSms]
+        );
         assert_eq!(d.score, 30);
-        let d = evaluate(&s, &Signals::default(), &fire(&s, &[("c.step", 5), ("b.score", 5)]));
+        let d = evaluate(
+            &s,
+            &Signals::default(),
+            &fire(&s, &[("c.step", 5), ("b.score", 5)]),
+        );
         assert_eq!(d.score, 65);
         assert_eq!(d.verdict, Verdict::Block);
     }
@@ -185,7 +196,11 @@ shadow = true
 
         let mut global = snap();
         global.shadow = true;
-        let d = evaluate(&global, &Signals::default(), &fire(&global, &[("a.block", 5)]));
+        let d = evaluate(
+            &global,
+            &Signals::default(),
+            &fire(&global, &[("a.block", 5)]),
+        );
         assert_eq!(d.verdict, Verdict::Allow);
         assert!(d.reasons[0].shadow);
     }

@@ -16,20 +16,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use compile::{compile, load_file, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
-pub use governor::Quota;
 pub use eval::{evaluate, Fired};
+pub use governor::Quota;
 
 /// What a limit is keyed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
     Ip,
     /// The network of the IP: `/v4` for IPv4, `/v6` for IPv6.
-    Subnet { v4: u8, v6: u8 },
+    Subnet {
+        v4: u8,
+        v6: u8,
+    },
     Device,
     Account,
     Phone,
     /// Calling code plus the first `digits` national digits.
-    PhonePrefix { digits: u8 },
+    PhonePrefix {
+        digits: u8,
+    },
     /// The number's region (or calling code when it has none).
     PhoneCountry,
     Session,

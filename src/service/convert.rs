@@ -57,7 +57,10 @@ fn outcome(v: i32, errs: &mut Violations) -> Option<Outcome> {
         Ok(pb::Outcome::StepUpPassed) => Outcome::StepUpPassed,
         Ok(pb::Outcome::StepUpFailed) => Outcome::StepUpFailed,
         Ok(pb::Outcome::Unspecified) => {
-            errs.add("outcome", "is required (OUTCOME_UNSPECIFIED is not an outcome)");
+            errs.add(
+                "outcome",
+                "is required (OUTCOME_UNSPECIFIED is not an outcome)",
+            );
             return None;
         }
         Err(_) => {
@@ -80,14 +83,17 @@ impl TryFrom<pb::AssessRequest> for AssessInput {
         let email = errs.email("email", r.email);
         if let Some(e) = event.filter(|e| e.is_otp()) {
             match channel {
-                None if r.channel == 0 => errs.add("channel", format!("is required for {}", e.as_str())),
+                None if r.channel == 0 => {
+                    errs.add("channel", format!("is required for {}", e.as_str()))
+                }
                 Some(c) if c.needs_phone() && r.phone_number.is_empty() => errs.add(
                     "phone_number",
                     format!("is required for {} over {}", e.as_str(), c.as_str()),
                 ),
-                Some(Channel::Email) if !email_given => {
-                    errs.add("email", format!("is required for {} over email", e.as_str()))
-                }
+                Some(Channel::Email) if !email_given => errs.add(
+                    "email",
+                    format!("is required for {} over email", e.as_str()),
+                ),
                 _ => {}
             }
         }
@@ -98,18 +104,30 @@ impl TryFrom<pb::AssessRequest> for AssessInput {
         let user_agent = errs.text("user_agent", r.user_agent, MAX_USER_AGENT_LEN);
         let tenant = errs.text("tenant", r.tenant, MAX_TENANT_LEN);
         if r.amount_minor < 0 {
-            errs.add("amount_minor", format!("must not be negative, is {}", r.amount_minor));
+            errs.add(
+                "amount_minor",
+                format!("must not be negative, is {}", r.amount_minor),
+            );
         }
         let currency = (!r.currency.is_empty()).then_some(r.currency);
         if let Some(c) = &currency {
             if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-                errs.add("currency", format!("{:?} is not an ISO 4217 code (3 upper-case letters)", preview(c)));
+                errs.add(
+                    "currency",
+                    format!(
+                        "{:?} is not an ISO 4217 code (3 upper-case letters)",
+                        preview(c)
+                    ),
+                );
             }
         }
         if r.attributes.len() > MAX_ATTRIBUTES {
             errs.add(
                 "attributes",
-                format!("at most {MAX_ATTRIBUTES} entries, has {}", r.attributes.len()),
+                format!(
+                    "at most {MAX_ATTRIBUTES} entries, has {}",
+                    r.attributes.len()
+                ),
             );
         }
         let mut attributes: Vec<(String, String)> = r.attributes.into_iter().collect();
@@ -240,7 +258,9 @@ impl From<Assessment> for pb::AssessResponse {
                     .map(|r| r.to_string())
                     .unwrap_or_default(),
                 phone_calling_code: phone.map_or(0, |p| u32::from(p.calling_code)),
-                phone_type: phone.map(|p| p.number_type.as_str().to_owned()).unwrap_or_default(),
+                phone_type: phone
+                    .map(|p| p.number_type.as_str().to_owned())
+                    .unwrap_or_default(),
                 phone_valid: phone.is_some_and(|p| p.valid),
                 ..Default::default()
             }),

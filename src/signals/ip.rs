@@ -37,11 +37,15 @@ pub fn network(ip: IpAddr, v4_prefix: u8, v6_prefix: u8, buf: &mut SubjectBuf) -
 }
 
 fn mask32(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0)
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0)
 }
 
 fn mask128(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0)
+    u128::MAX
+        .checked_shl(128 - u32::from(prefix.min(128)))
+        .unwrap_or(0)
 }
 
 /// An IP masked for logs: IPv4 to its /24, IPv6 to its /48.
@@ -72,8 +76,14 @@ mod tests {
         assert_eq!(net("10.1.2.3", 24, 64), net("10.1.2.250", 24, 64));
         assert_ne!(net("10.1.2.3", 24, 64), net("10.1.3.3", 24, 64));
         assert_eq!(net("10.1.2.3", 16, 64), net("10.1.200.3", 16, 64));
-        assert_eq!(net("2001:db8:1:2::1", 24, 64), net("2001:db8:1:2:ffff::9", 24, 64));
-        assert_ne!(net("2001:db8:1:2::1", 24, 64), net("2001:db8:1:3::1", 24, 64));
+        assert_eq!(
+            net("2001:db8:1:2::1", 24, 64),
+            net("2001:db8:1:2:ffff::9", 24, 64)
+        );
+        assert_ne!(
+            net("2001:db8:1:2::1", 24, 64),
+            net("2001:db8:1:3::1", 24, 64)
+        );
         assert_eq!(net("1.2.3.4", 0, 0), net("200.2.3.4", 0, 0));
         assert_ne!(net("1.2.3.4", 32, 64), net("1.2.3.5", 32, 64));
     }
@@ -81,6 +91,9 @@ mod tests {
     #[test]
     fn masking_hides_the_host() {
         assert_eq!(masked("192.0.2.77".parse().unwrap()), "192.0.2.0/24");
-        assert_eq!(masked("2001:db8:aa:bb::1".parse().unwrap()), "2001:db8:aa::/48");
+        assert_eq!(
+            masked("2001:db8:aa:bb::1".parse().unwrap()),
+            "2001:db8:aa::/48"
+        );
     }
 }

@@ -40,7 +40,11 @@ impl TestServer {
     }
 
     pub async fn start_with(policy: &str, limits: ServerLimits) -> Self {
-        let name = if policy == DEFAULT_POLICY { DEFAULT_POLICY_NAME } else { "test.toml" };
+        let name = if policy == DEFAULT_POLICY {
+            DEFAULT_POLICY_NAME
+        } else {
+            "test.toml"
+        };
         let snapshot = compile(name, policy).unwrap_or_else(|e| panic!("test policy: {e}"));
         let clock = FakeClock::new();
         let engine = Arc::new(Engine::new(
@@ -63,7 +67,14 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        TestServer { addr, metrics_addr, clock, engine, stop: Some(stop), task }
+        TestServer {
+            addr,
+            metrics_addr,
+            clock,
+            engine,
+            stop: Some(stop),
+            task,
+        }
     }
 
     pub async fn channel(&self) -> Channel {
@@ -91,7 +102,9 @@ impl TestServer {
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-        out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
     }
 
     pub async fn stop(mut self) {
