@@ -5,7 +5,10 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/tollgate/v1/risk.proto"];
+    let protos = [
+        "proto/tollgate/v1/risk.proto",
+        "proto/tollgate/v1/admin.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -6,9 +6,13 @@
 //! hashes (see [`crate::keys`]); the store never sees a raw identifier. Time is
 //! passed in (`now`, Unix nanoseconds): the store reads no clock.
 
+pub mod account;
 pub mod backoff;
+pub mod conversion;
 pub mod gcra;
+pub mod listing;
 pub mod memory;
+pub mod session;
 
 use crate::policy::{BackoffParams, Quota};
 use crate::request::{AssessmentId, Event};

@@ -1,0 +1,204 @@
+//! Conversion windows: codes sent and codes verified per destination country
+//! and per number range, over a sliding window of fixed buckets, and the
+//! automatic protection started when the ratio collapses.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Buckets per window: the window slides in steps of window / BUCKETS.
+pub const BUCKETS: usize = 12;
+
+/// What a window counts: a country ("FR") or a number range ("+33612").
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    pub scope: Scope,
+    len: u8,
+    bytes: [u8; 16],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Country,
+    Prefix,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Country => "country",
+            Scope::Prefix => "prefix",
+        }
+    }
+}
+
+impl Label {
+    /// `None` for text longer than 16 bytes (a prefix is at most "+" and 15 digits).
+    pub fn new(scope: Scope, text: &str) -> Option<Label> {
+        let b = text.as_bytes();
+        if b.len() > 16 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(Label {
+            scope,
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?")
+    }
+}
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.scope.as_str(), self.as_str())
+    }
+}
+
+/// Counts in the window, and any protection in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConversionStats {
+    pub sent: u64,
+    pub verified: u64,
+    /// 0: not protected.
+    pub protected_until: u64,
+}
+
+impl ConversionStats {
+    pub fn ratio(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            (self.verified as f64 / self.sent as f64).min(1.0)
+        }
+    }
+
+    pub fn protected(&self, now: u64) -> bool {
+        self.protected_until > now
+    }
+}
+
+/// One label's window: 112 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub label: Label,
+    /// Bucket index (now / width) of the newest bucket.
+    newest: u64,
+    sent: [u32; BUCKETS],
+    verified: [u32; BUCKETS],
+    pub protected_until: u64,
+}
+
+impl Window {
+    pub fn new(label: Label) -> Window {
+        Window {
+            label,
+            newest: 0,
+            sent: [0; BUCKETS],
+            verified: [0; BUCKETS],
+            protected_until: 0,
+        }
+    }
+
+    fn width(window: Duration) -> u64 {
+        (window.as_nanos() as u64 / BUCKETS as u64).max(1)
+    }
+
+    /// Moves the window to `now`, zeroing buckets that slid out.
+    fn slide(&mut self, now: u64, window: Duration) {
+        let idx = now / Self::width(window);
+        if idx <= self.newest {
+            return;
+        }
+        let steps = (idx - self.newest).min(BUCKETS as u64);
+        for k in 1..=steps {
+            let b = ((self.newest + k) % BUCKETS as u64) as usize;
+            self.sent[b] = 0;
+            self.verified[b] = 0;
+        }
+        self.newest = idx;
+    }
+
+    fn bucket(&self) -> usize {
+        (self.newest % BUCKETS as u64) as usize
+    }
+
+    pub fn record_sent(&mut self, now: u64, window: Duration) {
+        self.slide(now, window);
+        let b = self.bucket();
+        self.sent[b] = self.sent[b].saturating_add(1);
+    }
+
+    pub fn record_verified(&mut self, now: u64, window: Duration) {
+        self.slide(now, window);
+        let b = self.bucket();
+        self.verified[b] = self.verified[b].saturating_add(1);
+    }
+
+    pub fn stats(&mut self, now: u64, window: Duration) -> ConversionStats {
+        self.slide(now, window);
+        ConversionStats {
+            sent: self.sent.iter().map(|&x| u64::from(x)).sum(),
+            verified: self.verified.iter().map(|&x| u64::from(x)).sum(),
+            protected_until: self.protected_until,
+        }
+    }
+
+    /// Nothing counted and no protection: the entry can go.
+    pub fn idle(&mut self, now: u64, window: Duration) -> bool {
+        let s = self.stats(now, window);
+        s.sent == 0 && s.verified == 0 && !s.protected(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn counts_slide_out_of_the_window() {
+        let mut w = Window::new(Label::new(Scope::Country, "FR").unwrap());
+        let t = 1_000_000 * S;
+        for _ in 0..10 {
+            w.record_sent(t, HOUR);
+        }
+        w.record_verified(t + 60 * S, HOUR);
+        assert_eq!(
+            w.stats(t + 60 * S, HOUR),
+            ConversionStats {
+                sent: 10,
+                verified: 1,
+                protected_until: 0
+            }
+        );
+        assert!((w.stats(t, HOUR).ratio() - 0.1).abs() < 1e-9);
+        // 30 minutes later a new send; an hour after the first they have gone.
+        w.record_sent(t + 1800 * S, HOUR);
+        let s = w.stats(t + 3600 * S + 300 * S, HOUR);
+        assert_eq!((s.sent, s.verified), (1, 0));
+        assert!(!w.idle(t + 3600 * S + 300 * S, HOUR));
+        assert!(w.idle(t + 2 * 3600 * S, HOUR));
+    }
+
+    #[test]
+    fn a_long_gap_clears_everything() {
+        let mut w = Window::new(Label::new(Scope::Prefix, "+33612").unwrap());
+        let t = 1_000_000 * S;
+        w.record_sent(t, HOUR);
+        let s = w.stats(t + 100 * 3600 * S, HOUR);
+        assert_eq!((s.sent, s.verified), (0, 0));
+        assert_eq!(w.label.as_str(), "+33612");
+    }
+
+    #[test]
+    fn labels_are_bounded() {
+        assert!(Label::new(Scope::Prefix, "+123456789012345").is_some());
+        assert!(Label::new(Scope::Prefix, "+1234567890123456").is_none());
+    }
+}
