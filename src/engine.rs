@@ -1,15 +1,24 @@
-//! One request through the stages: signals -> one store call -> pure policy
-//! evaluation -> effects (record the send, metrics).
+//! One request through the stages: signals -> one store call -> pure findings
+//! and evaluation -> effects (what the decision changes, metrics). Also the
+//! operator's view and changes of one subject (used by the AdminService).
 
 use crate::clock::SharedClock;
 use crate::decision::{Decision, Verdict};
+use crate::effects::{self, SubjectKeys};
 use crate::keys::{domain_tag, KeyHasher};
-use crate::limits::{CheckBatch, Effects, RateCheck, Remembered, StateStore, StoreError};
+use crate::limits::conversion::{ConversionStats, Label, Scope};
+use crate::limits::listing::{LengthSet, ListKind, Listing};
+use crate::limits::{
+    CheckBatch, Effect, Inspect, Inspection, List, RateCheck, Remembered, ResetScope, StateStore,
+    StoreError,
+};
 use crate::metrics;
-use crate::policy::{evaluate, Count, Fired, Snapshot};
-use crate::request::{AssessInput, AssessmentId, Event, Outcome, ReportInput};
-use crate::signals::{Signals, SubjectBuf};
+use crate::policy::findings::{self, Asked};
+use crate::policy::{evaluate, Count, KeyKind, Snapshot};
+use crate::request::{AdminSubject, AssessInput, AssessmentId, Channel, Event, ReportInput, E164};
+use crate::signals::{ip, phone, CountryCode, PhoneFacts, Signals, SubjectBuf};
 use arc_swap::ArcSwap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +54,57 @@ pub struct Assessment {
     pub signals: Signals,
 }
 
+/// What an operator sees of one subject.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubjectView {
+    pub state: Inspection,
+    /// Rate limits keyed on the subject that are throttling now.
+    pub throttled: Vec<(Arc<str>, Duration)>,
+    pub now: u64,
+}
+
+/// Key domains: one per kind of subject, fixed so state survives renames.
+struct Domains {
+    phone: u64,
+    session: u64,
+    session_fallback: u64,
+    account: u64,
+    destination: u64,
+    lists: [u64; 7],
+}
+
+impl Domains {
+    fn new() -> Self {
+        let list = |k: ListKind| domain_tag(&format!("list/{}", k.as_str()));
+        Domains {
+            phone: domain_tag("phone"),
+            session: domain_tag("session"),
+            session_fallback: domain_tag("session/account+destination"),
+            account: domain_tag("account"),
+            destination: domain_tag("destination"),
+            lists: [
+                ListKind::Phone,
+                ListKind::Prefix,
+                ListKind::Account,
+                ListKind::Device,
+                ListKind::Ip,
+                ListKind::Network,
+                ListKind::Country,
+            ]
+            .map(list),
+        }
+    }
+}
+
+/// The identifiers of a request or report that name its subjects.
+struct Ids<'a> {
+    phone: Option<&'a E164>,
+    email: Option<&'a str>,
+    account: Option<&'a str>,
+    session: Option<&'a str>,
+    channel: Option<Channel>,
+}
+
 pub struct Engine<S> {
     policy: ArcSwap<Snapshot>,
     store: S,
@@ -52,8 +112,11 @@ pub struct Engine<S> {
     clock: SharedClock,
     ids: IdGen,
     options: EngineOptions,
-    /// Key domain of per-number backoff: fixed, so renaming the rule keeps state.
-    backoff_domain: u64,
+    d: Domains,
+    /// Lengths of blocked prefixes and networks, so a request looks up only those.
+    prefix_lens: LengthSet,
+    v4_lens: LengthSet,
+    v6_lens: LengthSet,
 }
 
 impl<S: StateStore> Engine<S> {
@@ -72,7 +135,10 @@ impl<S: StateStore> Engine<S> {
             clock,
             ids: IdGen::new(),
             options,
-            backoff_domain: domain_tag("backoff/phone"),
+            d: Domains::new(),
+            prefix_lens: LengthSet::default(),
+            v4_lens: LengthSet::default(),
+            v6_lens: LengthSet::default(),
         }
     }
 
@@ -101,10 +167,22 @@ impl<S: StateStore> Engine<S> {
         let snap = self.policy.load();
         let now = self.clock.now_nanos();
         let signals = Signals::gather(input);
+        let region = signals.phone.as_ref().and_then(|p| p.region);
+        let keys = self.subject_keys(
+            &snap,
+            Ids {
+                phone: input.phone.as_ref(),
+                email: input.email.as_deref(),
+                account: input.account_id.as_deref(),
+                session: input.session_id.as_deref(),
+                channel: input.channel,
+            },
+            signals.phone.as_ref(),
+        );
 
         let mut buf: SubjectBuf = [0; 18];
         let mut rates = Vec::with_capacity(snap.limits.len());
-        let mut checked = Vec::with_capacity(snap.limits.len());
+        let mut rate_rules = Vec::with_capacity(snap.limits.len());
         for limit in &snap.limits {
             if !limit.rule.applies(input.event, input.channel) {
                 continue;
@@ -113,32 +191,45 @@ impl<S: StateStore> Engine<S> {
                 rates.push(RateCheck {
                     key: self.keys.key(limit.rule.tag, subject),
                     quota: limit.quota,
+                    cells: if limit.cost { snap.costs.of(region) } else { 1 },
                     take: limit.count == Count::Attempts,
+                    bypassable: limit.rule.bypassable,
                 });
-                checked.push(&limit.rule);
+                rate_rules.push(&limit.rule);
             }
         }
-        let backoff_key = input
-            .phone
-            .as_ref()
-            .map(|p| self.keys.key(self.backoff_domain, p.digits().as_bytes()));
-        let backoff = snap
-            .backoff
-            .as_ref()
-            .filter(|b| b.rule.applies(input.event, input.channel))
-            .zip(backoff_key);
-
+        let (blocks, safe) = self.listing_keys(input, &signals);
+        let counts_conversion =
+            input.event == Event::OtpSend && input.channel.is_some_and(|c| c.needs_phone());
+        let conversion = if counts_conversion {
+            keys.labels.clone()
+        } else {
+            Vec::new()
+        };
         let id = self.ids.next();
         let batch = CheckBatch {
             now,
             rates,
-            backoff: backoff.map(|(_, k)| k),
+            phone: keys.phone,
+            session: keys.session,
+            account: keys.account,
+            conversion_window: snap
+                .conversion
+                .as_ref()
+                .map_or(Duration::ZERO, |c| c.window),
+            conversion,
+            blocks,
+            safe,
             remember: Some((
                 id,
                 Remembered {
-                    expires_at: now + self.options.assessment_ttl.as_nanos() as u64,
+                    expires_at: now.saturating_add(self.options.assessment_ttl.as_nanos() as u64),
                     event: input.event,
-                    backoff_key,
+                    phone: keys.phone,
+                    session: keys.session,
+                    account: keys.account,
+                    conversion: [keys.labels.first().copied(), keys.labels.get(1).copied()],
+                    region,
                 },
             )),
         };
@@ -148,43 +239,34 @@ impl<S: StateStore> Engine<S> {
             .await
             .inspect_err(|_| metrics::store_error())?;
 
-        let mut fired: Vec<Fired<'_>> = checked
-            .iter()
-            .zip(&results.rates)
-            .filter_map(|(rule, wait)| {
-                wait.map(|w| Fired {
-                    rule,
-                    retry_after: Some(w),
-                })
-            })
-            .collect();
-        if let (Some((b, _)), Some(wait)) = (backoff, results.backoff) {
-            fired.push(Fired {
-                rule: &b.rule,
-                retry_after: Some(wait),
-            });
+        let asked = Asked {
+            rate_rules: &rate_rules,
+            labels: &batch.conversion,
+            destination: keys.destination,
+        };
+        let found = findings::collect(&snap, input, &asked, &results, now);
+        let decision = evaluate(&snap, &signals, &found.fired);
+        let changes = effects::after_assess(
+            &snap,
+            input.event,
+            input.channel,
+            &keys,
+            &batch,
+            &found,
+            &decision,
+            now,
+        );
+        if !changes.is_empty() {
+            self.store
+                .apply(now, &changes)
+                .await
+                .inspect_err(|_| metrics::store_error())?;
         }
-        let decision = evaluate(&snap, &signals, &fired);
-
-        // Effects of an allowed request: limits that count allowed requests take
-        // their cell, and an OTP send is a send for the number's backoff (even
-        // when the backoff rule is in shadow, so shadow mode reports what
-        // enforcement would do).
-        if decision.verdict == Verdict::Allow {
-            let effects = Effects {
-                now,
-                record_send: backoff
-                    .filter(|_| input.event == Event::OtpSend)
-                    .map(|(b, key)| (key, b.params)),
-                reset_backoff: None,
-                take: batch.rates.iter().filter(|r| !r.take).copied().collect(),
-            };
-            if effects.record_send.is_some() || !effects.take.is_empty() {
-                self.store
-                    .apply(&effects)
-                    .await
-                    .inspect_err(|_| metrics::store_error())?;
-            }
+        for label in &found.protect {
+            metrics::protection_started(label.scope);
+        }
+        if decision.verdict == Verdict::Allow && input.event == Event::OtpSend {
+            metrics::otp_sent(region);
         }
         metrics::decision(input, &decision, started.elapsed());
         Ok(Assessment {
@@ -196,44 +278,345 @@ impl<S: StateStore> Engine<S> {
 
     pub async fn report(&self, input: &ReportInput) -> Result<(), EngineError> {
         let started = Instant::now();
+        let snap = self.policy.load();
         let now = self.clock.now_nanos();
-        let remembered = match input.assessment_id {
-            Some(id) => Some(
-                self.store
-                    .recall(id, now)
-                    .await?
-                    .ok_or(EngineError::UnknownAssessment(id))?,
-            ),
-            None => None,
-        };
-        let backoff_key = remembered.and_then(|r| r.backoff_key).or_else(|| {
-            input
-                .phone
-                .as_ref()
-                .map(|p| self.keys.key(self.backoff_domain, p.digits().as_bytes()))
-        });
-        if input.outcome == Outcome::OtpVerified {
-            if let Some(key) = backoff_key {
-                let effects = Effects {
-                    now,
-                    reset_backoff: Some(key),
-                    ..Effects::default()
-                };
-                self.store
-                    .apply(&effects)
-                    .await
-                    .inspect_err(|_| metrics::store_error())?;
+        let facts = input.phone.as_ref().map(phone::facts);
+        let mut keys = self.subject_keys(
+            &snap,
+            Ids {
+                phone: input.phone.as_ref(),
+                email: input.email.as_deref(),
+                account: input.account_id.as_deref(),
+                session: input.session_id.as_deref(),
+                channel: None,
+            },
+            facts.as_ref(),
+        );
+        let mut region = facts.and_then(|f| f.region);
+        if let Some(id) = input.assessment_id {
+            let r = self
+                .store
+                .recall(id, now)
+                .await
+                .inspect_err(|_| metrics::store_error())?
+                .ok_or(EngineError::UnknownAssessment(id))?;
+            // What the assessment named wins; the report may add subjects.
+            keys.phone = r.phone.or(keys.phone);
+            keys.session = r.session.or(keys.session);
+            keys.account = r.account.or(keys.account);
+            if r.conversion.iter().any(Option::is_some) {
+                keys.labels = r.conversion.iter().flatten().copied().collect();
             }
+            region = r.region.or(region);
         }
-        metrics::report(input.outcome, started.elapsed());
+        let changes = effects::after_report(&snap, input.outcome, &keys);
+        if !changes.is_empty() {
+            self.store
+                .apply(now, &changes)
+                .await
+                .inspect_err(|_| metrics::store_error())?;
+        }
+        metrics::report(input.outcome, region, started.elapsed());
         Ok(())
     }
 
-    /// Drops idle state; run on a schedule.
-    pub fn evict_idle(&self) -> usize {
-        let n = self.store.evict_idle(self.clock.now_nanos());
+    /// Drops idle state and refreshes the store gauges; run on a schedule.
+    pub async fn maintain(&self) -> usize {
+        let now = self.clock.now_nanos();
+        let n = self.store.evict_idle(now);
         metrics::store_stats(self.store.stats(), n);
+        if let Ok(windows) = self.store.conversions(now).await {
+            metrics::conversion(&windows, now);
+        }
         n
+    }
+
+    fn subject_keys(
+        &self,
+        snap: &Snapshot,
+        ids: Ids<'_>,
+        facts: Option<&PhoneFacts>,
+    ) -> SubjectKeys {
+        let phone = ids
+            .phone
+            .map(|p| self.keys.key(self.d.phone, p.digits().as_bytes()));
+        let destination: Option<&[u8]> = match (ids.channel, ids.phone, ids.email) {
+            (Some(Channel::Email), _, Some(e)) => Some(e.as_bytes()),
+            (_, Some(p), _) => Some(p.digits().as_bytes()),
+            (_, None, Some(e)) => Some(e.as_bytes()),
+            _ => None,
+        };
+        // Never 0: 0 means "no destination".
+        let destination = destination.map_or(0, |b| self.keys.key(self.d.destination, b) | 1);
+        let account = ids
+            .account
+            .map(|a| self.keys.key(self.d.account, a.as_bytes()));
+        let session = match (ids.session, ids.account) {
+            (Some(s), _) => Some(self.keys.key(self.d.session, s.as_bytes())),
+            // No session id: the account and destination name the session.
+            (None, Some(a)) if destination != 0 => Some(
+                self.keys
+                    .key(self.d.session_fallback ^ destination, a.as_bytes()),
+            ),
+            _ => None,
+        };
+        let labels = match (&snap.conversion, ids.phone, facts) {
+            (Some(c), Some(p), Some(f)) => {
+                let country = match f.region {
+                    Some(r) => Label::new(Scope::Country, r.as_str()),
+                    None => Label::new(Scope::Country, &format!("+{}", f.calling_code)),
+                };
+                let prefix = Label::new(Scope::Prefix, f.prefix(p, c.prefix_digits));
+                country.into_iter().chain(prefix).collect()
+            }
+            _ => Vec::new(),
+        };
+        SubjectKeys {
+            phone,
+            session,
+            account,
+            destination,
+            labels,
+        }
+    }
+
+    fn list_key(&self, kind: ListKind, subject: &[u8]) -> u64 {
+        self.keys.key(self.d.lists[kind as usize], subject)
+    }
+
+    /// Keys of the admin blocks and safe-list entries that could apply.
+    fn listing_keys(&self, input: &AssessInput, signals: &Signals) -> (Vec<u64>, Vec<u64>) {
+        let (mut blocks, mut safe) = (Vec::new(), Vec::new());
+        let mut both = |k: u64| {
+            blocks.push(k);
+            safe.push(k);
+        };
+        if let Some(p) = &input.phone {
+            both(self.list_key(ListKind::Phone, p.digits().as_bytes()));
+        }
+        if let Some(a) = &input.account_id {
+            both(self.list_key(ListKind::Account, a.as_bytes()));
+        }
+        if let Some(d) = &input.device_id {
+            both(self.list_key(ListKind::Device, d.as_bytes()));
+        }
+        if let Some(addr) = input.ip {
+            let mut buf: SubjectBuf = [0; 18];
+            both(self.list_key(ListKind::Ip, ip::octets(addr, &mut buf)));
+            let lens = match addr {
+                IpAddr::V4(_) => &self.v4_lens,
+                IpAddr::V6(_) => &self.v6_lens,
+            };
+            for len in lens.lengths() {
+                let net = ip::network(addr, len, len, &mut buf);
+                both(self.list_key(ListKind::Network, net));
+            }
+        }
+        if let Some(p) = &input.phone {
+            let s = p.as_str().as_bytes();
+            for len in self.prefix_lens.lengths() {
+                if usize::from(len) <= s.len() {
+                    blocks.push(self.list_key(ListKind::Prefix, &s[..usize::from(len)]));
+                }
+            }
+        }
+        if let Some(r) = signals.phone.as_ref().and_then(|f| f.region) {
+            blocks.push(self.list_key(ListKind::Country, r.as_bytes()));
+        }
+        (blocks, safe)
+    }
+
+    /// The listing key of an admin subject (`None` for sessions, which are not
+    /// listed).
+    fn admin_list_key(&self, s: &AdminSubject) -> Option<u64> {
+        let mut buf: SubjectBuf = [0; 18];
+        Some(match s {
+            AdminSubject::Phone(p) => self.list_key(ListKind::Phone, p.digits().as_bytes()),
+            AdminSubject::Prefix(p) => self.list_key(ListKind::Prefix, p.as_bytes()),
+            AdminSubject::Account(a) => self.list_key(ListKind::Account, a.as_bytes()),
+            AdminSubject::Device(d) => self.list_key(ListKind::Device, d.as_bytes()),
+            AdminSubject::Ip(a) => self.list_key(ListKind::Ip, ip::octets(*a, &mut buf)),
+            AdminSubject::Network(a, len) => {
+                self.list_key(ListKind::Network, ip::network(*a, *len, *len, &mut buf))
+            }
+            AdminSubject::Country(c) => self.list_key(ListKind::Country, c.as_bytes()),
+            AdminSubject::Session(_) => return None,
+        })
+    }
+
+    /// Rate-limit keys of the rules keyed on this kind of subject.
+    fn admin_rate_checks(&self, snap: &Snapshot, s: &AdminSubject) -> Vec<(Arc<str>, RateCheck)> {
+        let mut buf: SubjectBuf = [0; 18];
+        let mut out = Vec::new();
+        for l in &snap.limits {
+            let subject: Option<Vec<u8>> = match (l.key, s) {
+                (KeyKind::Phone, AdminSubject::Phone(p)) => Some(p.digits().as_bytes().to_vec()),
+                (KeyKind::Account, AdminSubject::Account(a)) => Some(a.as_bytes().to_vec()),
+                (KeyKind::Device, AdminSubject::Device(d)) => Some(d.as_bytes().to_vec()),
+                (KeyKind::Session, AdminSubject::Session(x)) => Some(x.as_bytes().to_vec()),
+                (KeyKind::Ip, AdminSubject::Ip(a)) => Some(ip::octets(*a, &mut buf).to_vec()),
+                (KeyKind::Subnet { v4, v6 }, AdminSubject::Ip(a)) => {
+                    Some(ip::network(*a, v4, v6, &mut buf).to_vec())
+                }
+                (KeyKind::PhonePrefix { .. }, AdminSubject::Prefix(p)) => {
+                    Some(p.as_bytes().to_vec())
+                }
+                (KeyKind::PhoneCountry, AdminSubject::Country(c)) => Some(c.as_bytes().to_vec()),
+                _ => None,
+            };
+            if let Some(subject) = subject {
+                out.push((
+                    l.rule.id.clone(),
+                    RateCheck {
+                        key: self.keys.key(l.rule.tag, &subject),
+                        quota: l.quota,
+                        cells: 1,
+                        take: false,
+                        bypassable: false,
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// Everything tollgate holds about one subject.
+    pub async fn inspect(&self, s: &AdminSubject) -> Result<SubjectView, EngineError> {
+        let snap = self.policy.load();
+        let now = self.clock.now_nanos();
+        let rates = self.admin_rate_checks(&snap, s);
+        let list = self.admin_list_key(s);
+        let q = Inspect {
+            now,
+            phone: match s {
+                AdminSubject::Phone(p) => Some(self.keys.key(self.d.phone, p.digits().as_bytes())),
+                _ => None,
+            },
+            account: match s {
+                AdminSubject::Account(a) => Some(self.keys.key(self.d.account, a.as_bytes())),
+                _ => None,
+            },
+            session: match s {
+                AdminSubject::Session(x) => Some(self.keys.key(self.d.session, x.as_bytes())),
+                _ => None,
+            },
+            block: list,
+            safe: list,
+            rates: rates.iter().map(|(_, r)| *r).collect(),
+        };
+        let state = self.store.inspect(&q).await?;
+        let throttled = rates
+            .iter()
+            .zip(&state.rates)
+            .filter_map(|((id, _), w)| w.map(|w| (id.clone(), w)))
+            .collect();
+        Ok(SubjectView {
+            state,
+            throttled,
+            now,
+        })
+    }
+
+    /// Puts a subject on the block list or the safe list.
+    pub async fn set_listing(
+        &self,
+        list: List,
+        s: &AdminSubject,
+        duration: Option<Duration>,
+        reason: &str,
+    ) -> Result<bool, EngineError> {
+        let Some(key) = self.admin_list_key(s) else {
+            return Ok(false);
+        };
+        match s {
+            AdminSubject::Prefix(p) => self.prefix_lens.insert(p.len() as u8),
+            AdminSubject::Network(IpAddr::V4(_), len) => self.v4_lens.insert(*len),
+            AdminSubject::Network(IpAddr::V6(_), len) => self.v6_lens.insert(*len),
+            _ => {}
+        }
+        let now = self.clock.now_nanos();
+        let listing = Listing::new(now, duration, reason);
+        self.store
+            .apply(now, &[Effect::List { list, key, listing }])
+            .await?;
+        Ok(true)
+    }
+
+    /// Takes a subject off a list; returns whether it was on it.
+    pub async fn remove_listing(&self, list: List, s: &AdminSubject) -> Result<bool, EngineError> {
+        let Some(key) = self.admin_list_key(s) else {
+            return Ok(false);
+        };
+        let view = self.inspect(s).await?;
+        let was = match list {
+            List::Block => view.state.block.is_some(),
+            List::Safe => view.state.safe.is_some(),
+        };
+        let now = self.clock.now_nanos();
+        self.store
+            .apply(now, &[Effect::Unlist { list, key }])
+            .await?;
+        Ok(was)
+    }
+
+    /// The help-desk reset; returns the subject's state after it.
+    pub async fn reset(
+        &self,
+        s: &AdminSubject,
+        scope: ResetScope,
+    ) -> Result<SubjectView, EngineError> {
+        let snap = self.policy.load();
+        let now = self.clock.now_nanos();
+        let mut changes = vec![Effect::Reset {
+            scope,
+            phone: match s {
+                AdminSubject::Phone(p) => Some(self.keys.key(self.d.phone, p.digits().as_bytes())),
+                _ => None,
+            },
+            account: match s {
+                AdminSubject::Account(a) => Some(self.keys.key(self.d.account, a.as_bytes())),
+                _ => None,
+            },
+            session: match s {
+                AdminSubject::Session(x) => Some(self.keys.key(self.d.session, x.as_bytes())),
+                _ => None,
+            },
+        }];
+        if scope == ResetScope::All {
+            changes.extend(
+                self.admin_rate_checks(&snap, s)
+                    .into_iter()
+                    .map(|(_, r)| Effect::Forget { key: r.key }),
+            );
+        }
+        self.store.apply(now, &changes).await?;
+        drop(snap);
+        self.inspect(s).await
+    }
+
+    /// Conversion windows, optionally of one country and its ranges.
+    pub async fn conversions(
+        &self,
+        country: Option<CountryCode>,
+    ) -> Result<(Duration, Vec<(Label, ConversionStats)>, u64), EngineError> {
+        let snap = self.policy.load();
+        let now = self.clock.now_nanos();
+        let window = snap
+            .conversion
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.window);
+        let mut all = self.store.conversions(now).await?;
+        if let Some(c) = country {
+            // A country's ranges: prefixes whose calling code belongs to it.
+            let code = phone::calling_code_of(c);
+            all.retain(|(l, _)| match l.scope {
+                Scope::Country => l.as_str() == c.as_str(),
+                Scope::Prefix => {
+                    code.is_some_and(|cc| l.as_str()[1..].starts_with(&cc.to_string()))
+                }
+            });
+        }
+        Ok((window, all, now))
     }
 }
 

@@ -16,8 +16,9 @@
 //! - [`policy`]: the TOML policy compiled into an immutable [`policy::Snapshot`];
 //!   evaluation is pure: `(snapshot, signals, counter results) -> Decision`.
 //! - [`decision`]: `Decision { verdict, score, reasons, retry_after, step_up, .. }`.
-//! - [`engine`]: ties one request through the stages above and applies the
-//!   effects of the decision (an allowed OTP send is recorded as a send).
+//! - [`effects`]: what a decision or a report changes (an allowed OTP send is a
+//!   send: backoff, unverified counts, session, conversion), applied after it.
+//! - [`engine`]: ties one request through the stages above.
 //!
 //! Around them: [`clock`] (injected time), [`metrics`] (names and recording),
 //! [`server`] (listeners, health, reflection, graceful shutdown), [`settings`]
@@ -27,6 +28,7 @@
 
 pub mod clock;
 pub mod decision;
+pub mod effects;
 pub mod engine;
 pub mod keys;
 pub mod limits;

@@ -5,9 +5,11 @@
 //! ids (bounded by the policy). Never a phone number, IP, device or account.
 
 use crate::decision::Decision;
+use crate::limits::conversion::{ConversionStats, Label, Scope};
 use crate::limits::StoreStats;
 use crate::policy::Snapshot;
 use crate::request::{AssessInput, Outcome};
+use crate::signals::CountryCode;
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
@@ -26,6 +28,12 @@ pub const POLICY_RULES: &str = "tollgate_policy_rules";
 pub const STORE_KEYS: &str = "tollgate_store_keys";
 pub const STORE_EVICTIONS: &str = "tollgate_store_evictions_total";
 pub const STORE_ERRORS: &str = "tollgate_store_errors_total";
+pub const OTP_SENDS: &str = "tollgate_otp_sends_total";
+pub const OTP_VERIFICATIONS: &str = "tollgate_otp_verifications_total";
+pub const CONVERSION_RATIO: &str = "tollgate_conversion_ratio";
+pub const PROTECTIONS_ACTIVE: &str = "tollgate_protections_active";
+pub const PROTECTION_ACTIVATIONS: &str = "tollgate_protection_activations_total";
+pub const ADMIN_ACTIONS: &str = "tollgate_admin_actions_total";
 
 /// Latency buckets from 5 µs to 1 s: the engine answers in microseconds, the
 /// RPC in well under a millisecond; the upper buckets catch store stalls.
@@ -80,6 +88,27 @@ fn describe() {
     describe_gauge!(STORE_KEYS, "Keys held by the state store, by kind.");
     describe_counter!(STORE_EVICTIONS, "Idle state-store entries evicted.");
     describe_counter!(STORE_ERRORS, "State-store calls that failed.");
+    describe_counter!(
+        OTP_SENDS,
+        "OTP sends allowed, by destination country (ISO 3166 alpha-2, or unknown)."
+    );
+    describe_counter!(
+        OTP_VERIFICATIONS,
+        "Codes verified (Report OTP_VERIFIED), by destination country."
+    );
+    describe_gauge!(
+        CONVERSION_RATIO,
+        "Codes verified / codes sent over the policy's conversion window, by destination country."
+    );
+    describe_gauge!(
+        PROTECTIONS_ACTIVE,
+        "Automatic conversion protections in force, by scope (country, prefix)."
+    );
+    describe_counter!(
+        PROTECTION_ACTIVATIONS,
+        "Automatic conversion protections started, by scope."
+    );
+    describe_counter!(ADMIN_ACTIONS, "AdminService calls, by action.");
 }
 
 pub fn decision(input: &AssessInput, d: &Decision, took: Duration) {
@@ -93,8 +122,21 @@ pub fn decision(input: &AssessInput, d: &Decision, took: Duration) {
     histogram!(ASSESS_SECONDS).record(took.as_secs_f64());
 }
 
-pub fn report(outcome: Outcome, took: Duration) {
+/// A country label: an ISO code from the number plan (a bounded set), or
+/// "unknown".
+fn country(region: Option<CountryCode>) -> String {
+    region.map_or_else(|| "unknown".to_owned(), |r| r.as_str().to_owned())
+}
+
+pub fn otp_sent(region: Option<CountryCode>) {
+    counter!(OTP_SENDS, "country" => country(region)).increment(1);
+}
+
+pub fn report(outcome: Outcome, region: Option<CountryCode>, took: Duration) {
     counter!(REPORTS, "outcome" => outcome.as_str()).increment(1);
+    if outcome == Outcome::OtpVerified {
+        counter!(OTP_VERIFICATIONS, "country" => country(region)).increment(1);
+    }
     histogram!(REPORT_SECONDS).record(took.as_secs_f64());
 }
 
@@ -116,8 +158,50 @@ pub fn store_error() {
 }
 
 pub fn store_stats(s: StoreStats, evicted: usize) {
-    gauge!(STORE_KEYS, "kind" => "rate").set(s.rate_keys as f64);
-    gauge!(STORE_KEYS, "kind" => "backoff").set(s.backoff_keys as f64);
-    gauge!(STORE_KEYS, "kind" => "assessment").set(s.assessments as f64);
+    for (kind, n) in [
+        ("rate", s.rate_keys),
+        ("phone", s.phone_keys),
+        ("session", s.session_keys),
+        ("account", s.account_keys),
+        ("conversion", s.conversion_windows),
+        ("listing", s.listings),
+        ("assessment", s.assessments),
+    ] {
+        gauge!(STORE_KEYS, "kind" => kind).set(n as f64);
+    }
     counter!(STORE_EVICTIONS).increment(evicted as u64);
+}
+
+pub fn protection_started(scope: Scope) {
+    counter!(PROTECTION_ACTIVATIONS, "scope" => scope.as_str()).increment(1);
+}
+
+/// Per-country conversion ratios and active protections (prefixes are counted,
+/// never labelled).
+pub fn conversion(windows: &[(Label, ConversionStats)], now: u64) {
+    let (mut countries, mut prefixes) = (0u32, 0u32);
+    for (label, stats) in windows {
+        match label.scope {
+            Scope::Country => {
+                if stats.protected(now) {
+                    countries += 1;
+                }
+                if CountryCode::parse(label.as_str()).is_some() && stats.sent > 0 {
+                    gauge!(CONVERSION_RATIO, "country" => label.as_str().to_owned())
+                        .set(stats.ratio());
+                }
+            }
+            Scope::Prefix => {
+                if stats.protected(now) {
+                    prefixes += 1;
+                }
+            }
+        }
+    }
+    gauge!(PROTECTIONS_ACTIVE, "scope" => "country").set(f64::from(countries));
+    gauge!(PROTECTIONS_ACTIVE, "scope" => "prefix").set(f64::from(prefixes));
+}
+
+pub fn admin_action(action: &'static str) {
+    counter!(ADMIN_ACTIONS, "action" => action).increment(1);
 }

@@ -232,6 +232,80 @@ impl FromStr for AssessmentId {
     }
 }
 
+/// The subject of an admin call (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminSubject {
+    Phone(E164),
+    /// "+" and 1 to 15 digits.
+    Prefix(String),
+    Account(String),
+    Device(String),
+    Ip(IpAddr),
+    /// Network address (host bits zero) and prefix length.
+    Network(IpAddr, u8),
+    Country(crate::signals::CountryCode),
+    Session(String),
+}
+
+impl AdminSubject {
+    /// Parses `value` as the subject kind named by `field`.
+    pub fn parse(field: &str, value: &str) -> Result<AdminSubject, String> {
+        let text = |max: usize| check_text(value, max).map(|()| value.to_owned());
+        let nonempty = || {
+            if value.is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                Ok(())
+            }
+        };
+        match field {
+            "phone_number" => value.parse().map(AdminSubject::Phone),
+            "prefix" => {
+                let digits = value.strip_prefix('+').unwrap_or("");
+                if digits.is_empty()
+                    || digits.len() > MAX_E164_DIGITS
+                    || !digits.bytes().all(|b| b.is_ascii_digit())
+                    || digits.starts_with('0')
+                {
+                    Err(format!(
+                        "{:?} is not a number prefix: '+' then 1 to 15 digits, e.g. \"+88216\"",
+                        preview(value)
+                    ))
+                } else {
+                    Ok(AdminSubject::Prefix(value.to_owned()))
+                }
+            }
+            "account_id" => nonempty().and(text(MAX_ID_LEN)).map(AdminSubject::Account),
+            "device_id" => nonempty().and(text(MAX_ID_LEN)).map(AdminSubject::Device),
+            "session_id" => nonempty().and(text(MAX_ID_LEN)).map(AdminSubject::Session),
+            "ip" => parse_ip(value).map(AdminSubject::Ip),
+            "network" => {
+                let net: ipnetwork::IpNetwork = value
+                    .parse()
+                    .map_err(|e| format!("{:?} is not a CIDR network: {e}", preview(value)))?;
+                let (addr, len) = match net {
+                    ipnetwork::IpNetwork::V4(n) => (IpAddr::V4(n.network()), n.prefix()),
+                    ipnetwork::IpNetwork::V6(n) => match n.network().to_ipv4_mapped() {
+                        Some(v4) if n.prefix() >= 96 => (IpAddr::V4(v4), n.prefix() - 96),
+                        _ => (IpAddr::V6(n.network()), n.prefix()),
+                    },
+                };
+                Ok(AdminSubject::Network(addr, len))
+            }
+            "country" => crate::signals::CountryCode::parse(value)
+                .filter(|_| value.bytes().all(|b| b.is_ascii_uppercase()))
+                .map(AdminSubject::Country)
+                .ok_or_else(|| {
+                    format!(
+                        "{:?} is not an ISO 3166 alpha-2 code such as \"FR\"",
+                        preview(value)
+                    )
+                }),
+            other => Err(format!("unknown subject kind {other}")),
+        }
+    }
+}
+
 /// A validated `Assess` request.
 #[derive(Debug, Clone)]
 pub struct AssessInput {
@@ -448,6 +522,26 @@ mod tests {
         assert!(check_text(&"a".repeat(129), 128).is_err());
         assert!(check_text("dev\u{0}ice", 128).is_err());
         assert!(check_text("dev\nice", 128).is_err());
+    }
+
+    #[test]
+    fn admin_subjects_parse_strictly() {
+        use AdminSubject as A;
+        assert_eq!(A::parse("prefix", "+88216"), Ok(A::Prefix("+88216".into())));
+        assert!(A::parse("prefix", "88216").is_err());
+        assert!(A::parse("prefix", "+0216").is_err());
+        assert_eq!(
+            A::parse("network", "203.0.113.77/24"),
+            Ok(A::Network("203.0.113.0".parse().unwrap(), 24))
+        );
+        assert_eq!(
+            A::parse("network", "::ffff:203.0.113.0/120"),
+            Ok(A::Network("203.0.113.0".parse().unwrap(), 24))
+        );
+        assert!(A::parse("network", "10.0.0.0/33").is_err());
+        assert!(A::parse("country", "fr").is_err());
+        assert!(A::parse("account_id", "").is_err());
+        assert!(A::parse("ip", "1.2.3").is_err());
     }
 
     #[test]

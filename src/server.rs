@@ -101,8 +101,7 @@ pub async fn serve<S: StateStore>(
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let e = engine.clone();
-                let _ = tokio::task::spawn_blocking(move || e.evict_idle()).await;
+                engine.maintain().await;
             }
         })
     };

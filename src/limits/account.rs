@@ -11,7 +11,7 @@ pub struct AccountParams {
     pub lock_for: Option<Duration>,
     /// Codes requested without a validation before further requests are refused.
     pub max_unverified_sends: u16,
-    /// State that locks nothing and has seen no activity for this long is
+    /// Counts that lock nothing and have seen no activity for this long are
     /// forgotten (bounds memory under floods of one-off accounts).
     pub forget_after: Duration,
 }
@@ -21,7 +21,8 @@ pub struct AccountParams {
 pub struct AccountState {
     /// 0: not locked; `u64::MAX`: until a help-desk reset.
     pub locked_until: u64,
-    pub last_seen: u64,
+    /// Counts that lock nothing are forgotten after this instant.
+    pub forget_at: u64,
     pub unverified_sends: u16,
     pub failures: u8,
 }
@@ -37,8 +38,24 @@ impl AccountState {
         }
     }
 
+    /// Unverified sends as of `now`.
+    pub fn unverified(&self, now: u64) -> u16 {
+        if now < self.forget_at {
+            self.unverified_sends
+        } else {
+            0
+        }
+    }
+
+    fn touch(&mut self, p: &AccountParams, now: u64) {
+        self.forget_at = now.saturating_add(p.forget_after.as_nanos() as u64);
+    }
+
     pub fn after_failure(prev: Option<&AccountState>, p: &AccountParams, now: u64) -> AccountState {
         let mut s = prev.copied().unwrap_or_default();
+        if now >= s.forget_at && s.lock(now).is_none() {
+            s.failures = 0;
+        }
         s.failures = s.failures.saturating_add(1);
         if s.failures >= p.max_failures && s.lock(now).is_none() {
             s.locked_until = match p.lock_for {
@@ -46,7 +63,7 @@ impl AccountState {
                 None => u64::MAX,
             };
         }
-        s.last_seen = now;
+        s.touch(p, now);
         s
     }
 
@@ -55,15 +72,15 @@ impl AccountState {
         let mut s = prev.copied().unwrap_or_default();
         if s.lock(now).is_none() {
             s.failures = 0;
+            s.locked_until = 0;
         }
-        s.last_seen = now;
         s
     }
 
-    pub fn after_send(prev: Option<&AccountState>, now: u64) -> AccountState {
+    pub fn after_send(prev: Option<&AccountState>, p: &AccountParams, now: u64) -> AccountState {
         let mut s = prev.copied().unwrap_or_default();
-        s.unverified_sends = s.unverified_sends.saturating_add(1);
-        s.last_seen = now;
+        s.unverified_sends = s.unverified(now).saturating_add(1);
+        s.touch(p, now);
         s
     }
 
@@ -74,13 +91,9 @@ impl AccountState {
     }
 
     /// Whether the entry still matters at `now`.
-    pub fn in_force(&self, p: &AccountParams, now: u64) -> bool {
+    pub fn in_force(&self, now: u64) -> bool {
         self.lock(now).is_some()
-            || ((self.failures > 0 || self.unverified_sends > 0)
-                && now
-                    < self
-                        .last_seen
-                        .saturating_add(p.forget_after.as_nanos() as u64))
+            || ((self.failures > 0 || self.unverified_sends > 0) && now < self.forget_at)
     }
 }
 
@@ -112,7 +125,7 @@ mod tests {
         assert_eq!(locked.lock(t + 1_000_000 * S), Some(None));
         let still = AccountState::after_success(Some(&locked), t);
         assert_eq!(still.lock(t), Some(None));
-        assert!(still.in_force(&p, t + 365 * 86400 * S));
+        assert!(still.in_force(t + 365 * 86400 * S));
     }
 
     #[test]
@@ -127,18 +140,22 @@ mod tests {
         }
         assert_eq!(s.lock(t), Some(Some(Duration::from_secs(900))));
         assert_eq!(s.lock(t + 900 * S), None);
+        // After the cool-down a success clears the run.
+        let s = AccountState::after_success(Some(&s), t + 900 * S);
+        assert_eq!((s.failures, s.locked_until), (0, 0));
     }
 
     #[test]
     fn unverified_sends_count_until_verified_and_are_forgotten_when_idle() {
         let (p, t) = (p(None), 1000 * S);
-        let mut s = AccountState::after_send(None, t);
-        s = AccountState::after_send(Some(&s), t);
-        assert_eq!(s.unverified_sends, 2);
-        assert!(s.in_force(&p, t + 29 * 86400 * S));
-        assert!(!s.in_force(&p, t + 30 * 86400 * S));
+        let mut s = AccountState::after_send(None, &p, t);
+        s = AccountState::after_send(Some(&s), &p, t);
+        assert_eq!(s.unverified(t), 2);
+        assert!(s.in_force(t + 29 * 86400 * S));
+        assert!(!s.in_force(t + 30 * 86400 * S));
+        assert_eq!(s.unverified(t + 30 * 86400 * S), 0);
         s = AccountState::after_verified(Some(&s), t);
-        assert_eq!(s.unverified_sends, 0);
-        assert!(!s.in_force(&p, t));
+        assert_eq!(s.unverified(t), 0);
+        assert!(!s.in_force(t));
     }
 }

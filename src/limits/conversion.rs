@@ -87,6 +87,8 @@ pub struct Window {
     pub label: Label,
     /// Bucket index (now / width) of the newest bucket.
     newest: u64,
+    /// Bucket width (window / BUCKETS) last used, in ns.
+    width: u64,
     sent: [u32; BUCKETS],
     verified: [u32; BUCKETS],
     pub protected_until: u64,
@@ -97,6 +99,7 @@ impl Window {
         Window {
             label,
             newest: 0,
+            width: 1,
             sent: [0; BUCKETS],
             verified: [0; BUCKETS],
             protected_until: 0,
@@ -109,7 +112,8 @@ impl Window {
 
     /// Moves the window to `now`, zeroing buckets that slid out.
     fn slide(&mut self, now: u64, window: Duration) {
-        let idx = now / Self::width(window);
+        self.width = Self::width(window);
+        let idx = now / self.width;
         if idx <= self.newest {
             return;
         }
@@ -147,9 +151,15 @@ impl Window {
         }
     }
 
+    /// Stats over the window width last used.
+    pub fn current(&mut self, now: u64) -> ConversionStats {
+        let window = Duration::from_nanos(self.width * BUCKETS as u64);
+        self.stats(now, window)
+    }
+
     /// Nothing counted and no protection: the entry can go.
-    pub fn idle(&mut self, now: u64, window: Duration) -> bool {
-        let s = self.stats(now, window);
+    pub fn idle(&mut self, now: u64) -> bool {
+        let s = self.current(now);
         s.sent == 0 && s.verified == 0 && !s.protected(now)
     }
 }
@@ -182,8 +192,8 @@ mod tests {
         w.record_sent(t + 1800 * S, HOUR);
         let s = w.stats(t + 3600 * S + 300 * S, HOUR);
         assert_eq!((s.sent, s.verified), (1, 0));
-        assert!(!w.idle(t + 3600 * S + 300 * S, HOUR));
-        assert!(w.idle(t + 2 * 3600 * S, HOUR));
+        assert!(!w.idle(t + 3600 * S + 300 * S));
+        assert!(w.idle(t + 2 * 3600 * S));
     }
 
     #[test]

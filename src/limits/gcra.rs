@@ -15,6 +15,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::StateStore as GovernorStore;
 use governor::{Quota, RateLimiter};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::memory::PassThrough;
@@ -70,12 +71,30 @@ impl GovernorStore for AtNow<'_> {
     }
 }
 
-/// One GCRA check at `now`. `None`: conforms (and, with `commit`, a cell is
-/// taken). `Some(wait)`: does not conform before `wait` has passed.
-pub fn check(map: &TatMap, key: u64, quota: Quota, now: u64, commit: bool) -> Option<Duration> {
+/// One GCRA check at `now` for `cells` cells. `None`: conforms (and, with
+/// `commit`, the cells are taken). `Some(wait)`: does not conform before `wait`
+/// has passed.
+pub fn check(
+    map: &TatMap,
+    key: u64,
+    quota: Quota,
+    now: u64,
+    cells: u32,
+    commit: bool,
+) -> Option<Duration> {
     let limiter: RateLimiter<u64, AtNow<'_>, Frozen, NoOpMiddleware<Nanos>> =
         RateLimiter::new(quota, AtNow { map, now, commit }, Frozen(now));
-    match limiter.check_key(&key) {
+    let result = match NonZeroU32::new(cells) {
+        None => return None,
+        Some(n) if n.get() == 1 => limiter.check_key(&key),
+        Some(n) => match limiter.check_key_n(&key, n) {
+            Ok(r) => r,
+            // More cells than the burst: never conforms; the policy compiler
+            // rejects costs above a cost-weighted limit's burst.
+            Err(_) => return Some(quota.burst_size_replenished_in()),
+        },
+    };
+    match result {
         Ok(()) => None,
         Err(not_until) => Some(not_until.wait_time_from(Nanos::from(now))),
     }
@@ -91,7 +110,6 @@ pub fn evict(map: &TatMap, now: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::num::NonZeroU32;
 
     const S: u64 = 1_000_000_000;
 
@@ -106,19 +124,19 @@ mod tests {
         let q =
             Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
         let t0 = 1_000 * S;
-        assert_eq!(check(&m, 1, q, t0, true), None);
-        assert_eq!(check(&m, 1, q, t0, true), None);
-        assert_eq!(check(&m, 1, q, t0, true), None);
-        assert_eq!(check(&m, 1, q, t0, true), Some(Duration::from_secs(12)));
+        assert_eq!(check(&m, 1, q, t0, 1, true), None);
+        assert_eq!(check(&m, 1, q, t0, 1, true), None);
+        assert_eq!(check(&m, 1, q, t0, 1, true), None);
+        assert_eq!(check(&m, 1, q, t0, 1, true), Some(Duration::from_secs(12)));
         // Another key is independent.
-        assert_eq!(check(&m, 2, q, t0, true), None);
+        assert_eq!(check(&m, 2, q, t0, 1, true), None);
         assert_eq!(
-            check(&m, 1, q, t0 + 11 * S, true),
+            check(&m, 1, q, t0 + 11 * S, 1, true),
             Some(Duration::from_secs(1))
         );
-        assert_eq!(check(&m, 1, q, t0 + 12 * S, true), None);
+        assert_eq!(check(&m, 1, q, t0 + 12 * S, 1, true), None);
         assert_eq!(
-            check(&m, 1, q, t0 + 12 * S, true),
+            check(&m, 1, q, t0 + 12 * S, 1, true),
             Some(Duration::from_secs(12))
         );
     }
@@ -128,11 +146,14 @@ mod tests {
         let m = map();
         let q = Quota::per_hour(NonZeroU32::new(1).unwrap());
         let t0 = 5_000 * S;
-        assert_eq!(check(&m, 3, q, t0, false), None);
-        assert_eq!(check(&m, 3, q, t0, false), None);
+        assert_eq!(check(&m, 3, q, t0, 1, false), None);
+        assert_eq!(check(&m, 3, q, t0, 1, false), None);
         assert!(m.is_empty());
-        assert_eq!(check(&m, 3, q, t0, true), None);
-        assert_eq!(check(&m, 3, q, t0, false), Some(Duration::from_secs(3600)));
+        assert_eq!(check(&m, 3, q, t0, 1, true), None);
+        assert_eq!(
+            check(&m, 3, q, t0, 1, false),
+            Some(Duration::from_secs(3600))
+        );
     }
 
     #[test]
@@ -141,10 +162,10 @@ mod tests {
         let m = map();
         let q = Quota::per_hour(NonZeroU32::new(1).unwrap());
         let t0 = 5_000 * S;
-        assert_eq!(check(&m, 7, q, t0, true), None);
+        assert_eq!(check(&m, 7, q, t0, 1, true), None);
         let q2 = Quota::per_hour(NonZeroU32::new(1).unwrap());
         assert_eq!(
-            check(&m, 7, q2, t0 + 60 * S, true),
+            check(&m, 7, q2, t0 + 60 * S, 1, true),
             Some(Duration::from_secs(3540))
         );
     }
@@ -154,11 +175,11 @@ mod tests {
         let m = map();
         let q = Quota::per_hour(NonZeroU32::new(1).unwrap());
         let t0 = 5_000 * S;
-        check(&m, 1, q, t0, true);
-        check(&m, 2, q, t0 + 1800 * S, true);
+        check(&m, 1, q, t0, 1, true);
+        check(&m, 2, q, t0 + 1800 * S, 1, true);
         // At t0 + 1h key 1 is fully replenished; key 2 is not.
         assert_eq!(evict(&m, t0 + 3600 * S), 1);
         assert_eq!(m.len(), 1);
-        assert!(check(&m, 2, q, t0 + 3600 * S, true).is_some());
+        assert!(check(&m, 2, q, t0 + 3600 * S, 1, true).is_some());
     }
 }

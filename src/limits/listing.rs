@@ -18,7 +18,6 @@ pub enum ListKind {
     Network,
     /// A destination country.
     Country,
-    Session,
 }
 
 impl ListKind {
@@ -31,7 +30,6 @@ impl ListKind {
             ListKind::Ip => "ip",
             ListKind::Network => "network",
             ListKind::Country => "country",
-            ListKind::Session => "session",
         }
     }
 }

@@ -3,9 +3,16 @@
 //! Keys are already uniformly distributed keyed hashes, so the maps use a
 //! pass-through hasher instead of hashing them again.
 
-use super::backoff::BackoffState;
+use super::account::AccountState;
+use super::conversion::{ConversionStats, Label, Window};
 use super::gcra::{self, TatMap};
-use super::{CheckBatch, CheckResults, Effects, Remembered, StateStore, StoreError, StoreStats};
+use super::listing::Listing;
+use super::phone::PhoneState;
+use super::session::SessionState;
+use super::{
+    CheckBatch, CheckResults, Effect, Inspect, Inspection, List, Remembered, ResetScope,
+    StateStore, StoreError, StoreStats,
+};
 use crate::request::AssessmentId;
 use dashmap::DashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -43,12 +50,23 @@ impl BuildHasher for PassThrough {
     }
 }
 
+type Map<V> = DashMap<u64, V, PassThrough>;
+
 pub struct MemoryStore {
     tats: TatMap,
-    backoff: DashMap<u64, BackoffState, PassThrough>,
+    phones: Map<PhoneState>,
+    sessions: Map<SessionState>,
+    accounts: Map<AccountState>,
+    windows: DashMap<Label, Window>,
+    blocks: Map<Listing>,
+    safe: Map<Listing>,
     assessments: DashMap<u128, Remembered, PassThrough>,
     max_assessments: usize,
     assessments_len: AtomicUsize,
+}
+
+fn active(map: &Map<Listing>, key: u64, now: u64) -> Option<Listing> {
+    map.get(&key).filter(|l| l.active(now)).map(|l| l.clone())
 }
 
 impl MemoryStore {
@@ -58,44 +76,181 @@ impl MemoryStore {
     pub fn new(max_assessments: usize) -> Self {
         MemoryStore {
             tats: DashMap::with_hasher(PassThrough),
-            backoff: DashMap::with_hasher(PassThrough),
+            phones: DashMap::with_hasher(PassThrough),
+            sessions: DashMap::with_hasher(PassThrough),
+            accounts: DashMap::with_hasher(PassThrough),
+            windows: DashMap::new(),
+            blocks: DashMap::with_hasher(PassThrough),
+            safe: DashMap::with_hasher(PassThrough),
             assessments: DashMap::with_hasher(PassThrough),
             max_assessments,
             assessments_len: AtomicUsize::new(0),
         }
     }
 
-    fn check_now(&self, batch: &CheckBatch) -> CheckResults {
-        let rates = batch
+    fn check_now(&self, b: &CheckBatch) -> CheckResults {
+        let now = b.now;
+        let safe = b.safe.iter().any(|k| active(&self.safe, *k, now).is_some());
+        let blocked = b.blocks.iter().find_map(|k| active(&self.blocks, *k, now));
+        let rates = b
             .rates
             .iter()
-            .map(|r| gcra::check(&self.tats, r.key, r.quota, batch.now, r.take))
+            .map(|r| {
+                if safe && r.bypassable {
+                    None
+                } else {
+                    gcra::check(&self.tats, r.key, r.quota, now, r.cells, r.take)
+                }
+            })
             .collect();
-        let backoff = batch
-            .backoff
-            .and_then(|k| self.backoff.get(&k).and_then(|s| s.wait(batch.now)));
-        if let Some((id, rec)) = batch.remember {
+        let conversion = b
+            .conversion
+            .iter()
+            .map(|l| {
+                self.windows
+                    .get_mut(l)
+                    .map(|mut w| w.stats(now, b.conversion_window))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if let Some((id, rec)) = b.remember {
             if self.assessments_len.load(Ordering::Relaxed) < self.max_assessments {
                 self.assessments.insert(id.0, rec);
                 self.assessments_len
                     .store(self.assessments.len(), Ordering::Relaxed);
             }
         }
-        CheckResults { rates, backoff }
+        CheckResults {
+            rates,
+            phone: b.phone.and_then(|k| self.phones.get(&k).map(|s| *s)),
+            session: b
+                .session
+                .and_then(|k| self.sessions.get(&k).map(|s| *s))
+                .filter(|s| s.expires_at > now),
+            account: b.account.and_then(|k| self.accounts.get(&k).map(|s| *s)),
+            conversion,
+            blocked,
+            safe,
+        }
     }
 
-    fn apply_now(&self, e: &Effects) {
-        if let Some((key, params)) = &e.record_send {
-            self.backoff
-                .entry(*key)
-                .and_modify(|s| *s = BackoffState::after_send(Some(s), e.now, params))
-                .or_insert_with(|| BackoffState::after_send(None, e.now, params));
+    fn apply_one(&self, now: u64, e: &Effect) {
+        match e {
+            Effect::Take(r) => {
+                gcra::check(&self.tats, r.key, r.quota, now, r.cells, true);
+            }
+            Effect::PhoneSent {
+                key,
+                backoff,
+                forget_after,
+            } => {
+                let mut s = self.phones.entry(*key).or_default();
+                *s = PhoneState::after_send(Some(&s), backoff.as_ref(), *forget_after, now);
+            }
+            Effect::PhoneVerified { key } => {
+                self.phones.remove(key);
+            }
+            Effect::SessionSent {
+                key,
+                params,
+                destination,
+                channel,
+            } => {
+                let mut s = self.sessions.entry(*key).or_default();
+                *s = SessionState::after_send(Some(&s), params, *destination, *channel, now);
+            }
+            Effect::SessionWrongCode { key, params } => {
+                let mut s = self.sessions.entry(*key).or_default();
+                *s = SessionState::after_wrong_code(Some(&s), params, now);
+            }
+            Effect::SessionFailed { key, params } => {
+                let mut s = self.sessions.entry(*key).or_default();
+                *s = SessionState::after_failure(Some(&s), params, now);
+            }
+            Effect::SessionDone { key } => {
+                self.sessions.remove(key);
+            }
+            Effect::AccountSent { key, params } => {
+                let mut s = self.accounts.entry(*key).or_default();
+                *s = AccountState::after_send(Some(&s), params, now);
+            }
+            Effect::AccountFailed { key, params } => {
+                let mut s = self.accounts.entry(*key).or_default();
+                *s = AccountState::after_failure(Some(&s), params, now);
+            }
+            Effect::AccountSucceeded { key } => {
+                if let Some(mut s) = self.accounts.get_mut(key) {
+                    *s = AccountState::after_success(Some(&s), now);
+                }
+            }
+            Effect::AccountVerified { key } => {
+                if let Some(mut s) = self.accounts.get_mut(key) {
+                    *s = AccountState::after_verified(Some(&s), now);
+                }
+            }
+            Effect::Sent { label, window } => {
+                self.windows
+                    .entry(*label)
+                    .or_insert_with(|| Window::new(*label))
+                    .record_sent(now, *window);
+            }
+            Effect::Verified { label, window } => {
+                self.windows
+                    .entry(*label)
+                    .or_insert_with(|| Window::new(*label))
+                    .record_verified(now, *window);
+            }
+            Effect::Protect { label, until } => {
+                self.windows
+                    .entry(*label)
+                    .or_insert_with(|| Window::new(*label))
+                    .protected_until = *until;
+            }
+            Effect::Release { label } => {
+                if let Some(mut w) = self.windows.get_mut(label) {
+                    w.protected_until = 0;
+                }
+            }
+            Effect::List { list, key, listing } => {
+                self.list(*list).insert(*key, listing.clone());
+            }
+            Effect::Unlist { list, key } => {
+                self.list(*list).remove(key);
+            }
+            Effect::Reset {
+                scope,
+                phone,
+                account,
+                session,
+            } => {
+                let sends = matches!(scope, ResetScope::Sends | ResetScope::All);
+                let failures = matches!(scope, ResetScope::Failures | ResetScope::All);
+                if sends {
+                    phone.map(|k| self.phones.remove(&k));
+                    session.map(|k| self.sessions.remove(&k));
+                }
+                if let Some(k) = account {
+                    if let Some(mut s) = self.accounts.get_mut(k) {
+                        if sends {
+                            s.unverified_sends = 0;
+                        }
+                        if failures {
+                            s.failures = 0;
+                            s.locked_until = 0;
+                        }
+                    }
+                }
+            }
+            Effect::Forget { key } => {
+                self.tats.remove(key);
+            }
         }
-        if let Some(key) = e.reset_backoff {
-            self.backoff.remove(&key);
-        }
-        for r in &e.take {
-            gcra::check(&self.tats, r.key, r.quota, e.now, true);
+    }
+
+    fn list(&self, list: List) -> &Map<Listing> {
+        match list {
+            List::Block => &self.blocks,
+            List::Safe => &self.safe,
         }
     }
 }
@@ -105,8 +260,10 @@ impl StateStore for MemoryStore {
         Ok(self.check_now(batch))
     }
 
-    async fn apply(&self, effects: &Effects) -> Result<(), StoreError> {
-        self.apply_now(effects);
+    async fn apply(&self, now: u64, effects: &[Effect]) -> Result<(), StoreError> {
+        for e in effects {
+            self.apply_one(now, e);
+        }
         Ok(())
     }
 
@@ -118,22 +275,66 @@ impl StateStore for MemoryStore {
             .filter(|r| r.expires_at > now))
     }
 
+    async fn inspect(&self, q: &Inspect) -> Result<Inspection, StoreError> {
+        let now = q.now;
+        Ok(Inspection {
+            phone: q.phone.and_then(|k| self.phones.get(&k).map(|s| *s)),
+            account: q.account.and_then(|k| self.accounts.get(&k).map(|s| *s)),
+            session: q
+                .session
+                .and_then(|k| self.sessions.get(&k).map(|s| *s))
+                .filter(|s| s.expires_at > now),
+            block: q.block.and_then(|k| active(&self.blocks, k, now)),
+            safe: q.safe.and_then(|k| active(&self.safe, k, now)),
+            rates: q
+                .rates
+                .iter()
+                .map(|r| gcra::check(&self.tats, r.key, r.quota, now, r.cells, false))
+                .collect(),
+        })
+    }
+
+    async fn conversions(&self, now: u64) -> Result<Vec<(Label, ConversionStats)>, StoreError> {
+        let mut out: Vec<_> = self
+            .windows
+            .iter_mut()
+            .map(|mut w| (w.label, w.current(now)))
+            .filter(|(_, s)| s.sent > 0 || s.verified > 0 || s.protected(now))
+            .collect();
+        out.sort_by_key(|(l, _)| *l);
+        Ok(out)
+    }
+
     fn evict_idle(&self, now: u64) -> usize {
-        let mut gone = gcra::evict(&self.tats, now);
-        let before = self.backoff.len();
-        self.backoff.retain(|_, s| s.in_force(now));
-        gone += before - self.backoff.len();
-        let before = self.assessments.len();
-        self.assessments.retain(|_, r| r.expires_at > now);
-        let after = self.assessments.len();
-        self.assessments_len.store(after, Ordering::Relaxed);
-        gone + before - after
+        fn retain<K: Eq + std::hash::Hash, V, S: BuildHasher + Clone>(
+            m: &DashMap<K, V, S>,
+            mut keep: impl FnMut(&mut V) -> bool,
+        ) -> usize {
+            let before = m.len();
+            m.retain(|_, v| keep(v));
+            before - m.len()
+        }
+        let gone = gcra::evict(&self.tats, now)
+            + retain(&self.phones, |s| s.in_force(now))
+            + retain(&self.sessions, |s| s.expires_at > now)
+            + retain(&self.accounts, |s| s.in_force(now))
+            + retain(&self.windows, |w| !w.idle(now))
+            + retain(&self.blocks, |l| l.active(now))
+            + retain(&self.safe, |l| l.active(now))
+            + retain(&self.assessments, |r| r.expires_at > now);
+        self.assessments_len
+            .store(self.assessments.len(), Ordering::Relaxed);
+        gone
     }
 
     fn stats(&self) -> StoreStats {
         StoreStats {
             rate_keys: self.tats.len(),
-            backoff_keys: self.backoff.len(),
+            phone_keys: self.phones.len(),
+            session_keys: self.sessions.len(),
+            account_keys: self.accounts.len(),
+            conversion_windows: self.windows.len(),
+            listings: self.blocks.len() + self.safe.len(),
             assessments: self.assessments.len(),
         }
     }
@@ -142,6 +343,7 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::conversion::Scope;
     use crate::policy::BackoffParams;
     use crate::request::Event;
     use std::time::Duration;
@@ -157,53 +359,118 @@ mod tests {
         }
     }
 
+    fn sent(key: u64) -> Effect {
+        Effect::PhoneSent {
+            key,
+            backoff: Some(params()),
+            forget_after: Duration::from_secs(7200),
+        }
+    }
+
     fn batch(now: u64) -> CheckBatch {
         CheckBatch {
             now,
-            rates: vec![],
-            backoff: Some(9),
-            remember: None,
+            phone: Some(9),
+            ..Default::default()
         }
     }
 
     #[test]
-    fn backoff_is_never_evicted_while_in_force() {
+    fn phone_state_is_never_evicted_while_in_force() {
         let st = MemoryStore::new(10);
         let t0 = 1_000 * S;
-        st.apply_now(&Effects {
-            now: t0,
-            record_send: Some((9, params())),
-            reset_backoff: None,
-            take: vec![],
-        });
+        st.apply_one(t0, &sent(9));
+        let r = st.check_now(&batch(t0 + S));
         assert_eq!(
-            st.check_now(&batch(t0 + S)).backoff,
+            r.phone.unwrap().backoff_wait(t0 + S),
             Some(Duration::from_secs(29))
         );
-        // Past next_allowed but within reset_after: kept (the next wait doubles).
+        // Past the backoff but within reset_after / forget_after: kept.
         assert_eq!(st.evict_idle(t0 + 100 * S), 0);
-        assert_eq!(st.stats().backoff_keys, 1);
-        assert_eq!(st.evict_idle(t0 + 3600 * S), 1);
-        assert_eq!(st.stats().backoff_keys, 0);
+        assert_eq!(st.evict_idle(t0 + 3600 * S), 0);
+        assert_eq!(st.stats().phone_keys, 1);
+        assert_eq!(st.evict_idle(t0 + 7200 * S), 1);
+        assert_eq!(st.stats().phone_keys, 0);
     }
 
     #[test]
-    fn reset_clears_backoff() {
+    fn verification_clears_the_number() {
         let st = MemoryStore::new(10);
         let t0 = 1_000 * S;
-        st.apply_now(&Effects {
+        st.apply_one(t0, &sent(9));
+        st.apply_one(t0, &Effect::PhoneVerified { key: 9 });
+        assert_eq!(st.check_now(&batch(t0)).phone, None);
+    }
+
+    #[test]
+    fn blocks_and_safe_list_end_and_are_evicted() {
+        let st = MemoryStore::new(10);
+        let t0 = 1_000 * S;
+        let l = Listing::new(t0, Some(Duration::from_secs(60)), "ticket 1");
+        st.apply_one(
+            t0,
+            &Effect::List {
+                list: List::Block,
+                key: 5,
+                listing: l.clone(),
+            },
+        );
+        st.apply_one(
+            t0,
+            &Effect::List {
+                list: List::Safe,
+                key: 6,
+                listing: l.clone(),
+            },
+        );
+        let b = CheckBatch {
             now: t0,
-            record_send: Some((9, params())),
-            reset_backoff: None,
-            take: vec![],
+            blocks: vec![4, 5],
+            safe: vec![6],
+            ..Default::default()
+        };
+        let r = st.check_now(&b);
+        assert_eq!(r.blocked, Some(l));
+        assert!(r.safe);
+        let r = st.check_now(&CheckBatch {
+            now: t0 + 60 * S,
+            ..b.clone()
         });
-        st.apply_now(&Effects {
-            now: t0,
-            record_send: None,
-            reset_backoff: Some(9),
-            take: vec![],
-        });
-        assert_eq!(st.check_now(&batch(t0)).backoff, None);
+        assert_eq!((r.blocked, r.safe), (None, false));
+        assert_eq!(st.evict_idle(t0 + 60 * S), 2);
+    }
+
+    #[test]
+    fn conversion_windows_list_and_evict() {
+        let st = MemoryStore::new(10);
+        let t0 = 1_000_000 * S;
+        let fr = Label::new(Scope::Country, "FR").unwrap();
+        let hour = Duration::from_secs(3600);
+        st.apply_one(
+            t0,
+            &Effect::Sent {
+                label: fr,
+                window: hour,
+            },
+        );
+        st.apply_one(
+            t0,
+            &Effect::Sent {
+                label: fr,
+                window: hour,
+            },
+        );
+        st.apply_one(
+            t0,
+            &Effect::Verified {
+                label: fr,
+                window: hour,
+            },
+        );
+        let all = futures_block(st.conversions(t0)).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].1.sent, all[0].1.verified), (2, 1));
+        assert_eq!(st.evict_idle(t0 + 2 * 3600 * S), 1);
     }
 
     #[test]
@@ -213,7 +480,11 @@ mod tests {
         let rec = Remembered {
             expires_at: t0 + 60 * S,
             event: Event::OtpSend,
-            backoff_key: Some(1),
+            phone: Some(1),
+            session: None,
+            account: None,
+            conversion: [None, None],
+            region: None,
         };
         for i in 0..3u128 {
             let mut b = batch(t0);
@@ -221,16 +492,18 @@ mod tests {
             st.check_now(&b);
         }
         assert_eq!(st.stats().assessments, 2, "bounded at max_assessments");
-        let got = futures_lite_block(st.recall(AssessmentId(0), t0));
-        assert_eq!(got.unwrap(), Some(rec));
         assert_eq!(
-            futures_lite_block(st.recall(AssessmentId(0), t0 + 60 * S)).unwrap(),
+            futures_block(st.recall(AssessmentId(0), t0)).unwrap(),
+            Some(rec)
+        );
+        assert_eq!(
+            futures_block(st.recall(AssessmentId(0), t0 + 60 * S)).unwrap(),
             None
         );
         assert_eq!(st.evict_idle(t0 + 60 * S), 2);
     }
 
-    fn futures_lite_block<T>(f: impl std::future::Future<Output = T>) -> T {
+    fn futures_block<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()

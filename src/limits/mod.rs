@@ -1,10 +1,11 @@
 //! Everything with memory, behind one [`StateStore`] trait.
 //!
-//! A decision asks the store once ([`StateStore::check`]) with every counter it
+//! A decision asks the store once ([`StateStore::check`]) with every key it
 //! needs, so a networked store can answer in one round trip; what the decision
-//! changes is applied after it ([`StateStore::apply`]). Keys are 64-bit keyed
-//! hashes (see [`crate::keys`]); the store never sees a raw identifier. Time is
-//! passed in (`now`, Unix nanoseconds): the store reads no clock.
+//! or a report changes is applied after it as a list of [`Effect`]s
+//! ([`StateStore::apply`]). Keys are 64-bit keyed hashes (see [`crate::keys`]);
+//! the store never sees a raw identifier. Time is passed in (`now`, Unix
+//! nanoseconds): the store reads no clock.
 
 pub mod account;
 pub mod backoff;
@@ -12,43 +13,69 @@ pub mod conversion;
 pub mod gcra;
 pub mod listing;
 pub mod memory;
+pub mod phone;
 pub mod session;
 
 use crate::policy::{BackoffParams, Quota};
-use crate::request::{AssessmentId, Event};
+use crate::request::{AssessmentId, Channel, Event};
+use crate::signals::CountryCode;
+use account::{AccountParams, AccountState};
+use conversion::{ConversionStats, Label};
+use listing::Listing;
+use phone::PhoneState;
+use session::{SessionParams, SessionState};
 use std::future::Future;
 use std::time::Duration;
 
 pub use memory::MemoryStore;
 
-/// One GCRA check: does a request under `key` conform to `quota`? With
-/// `take`, a conforming request takes a cell; without, it is only a peek (the
-/// cell is taken by [`Effects::take`] if the decision allows the request).
+/// One GCRA check: does a request under `key` conform to `quota`, taking
+/// `cells` cells? With `take`, a conforming request takes them; without, it is
+/// only a peek (the cells are taken by [`Effect::Take`] if the decision allows
+/// the request).
 #[derive(Debug, Clone, Copy)]
 pub struct RateCheck {
     pub key: u64,
     pub quota: Quota,
+    pub cells: u32,
     pub take: bool,
+    /// Skipped (conforms, takes nothing) when the request is safe-listed.
+    pub bypassable: bool,
 }
 
 /// Everything one decision asks of the store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CheckBatch {
     pub now: u64,
     pub rates: Vec<RateCheck>,
-    /// The backoff key of the number, for an OTP send.
-    pub backoff: Option<u64>,
+    pub phone: Option<u64>,
+    pub session: Option<u64>,
+    pub account: Option<u64>,
+    /// Conversion windows of the destination country and number range.
+    pub conversion: Vec<Label>,
+    pub conversion_window: Duration,
+    /// Keys of admin blocks that would apply to this request.
+    pub blocks: Vec<u64>,
+    /// Keys of safe-list entries that would apply to this request.
+    pub safe: Vec<u64>,
     /// Remember this assessment so a later `Report` can name it.
     pub remember: Option<(AssessmentId, Remembered)>,
 }
 
 /// The store's answers, aligned with the batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckResults {
-    /// `None`: conformed (and took a cell). `Some(wait)`: over the limit.
+    /// `None`: conformed (or skipped). `Some(wait)`: over the limit.
     pub rates: Vec<Option<Duration>>,
-    /// `Some(wait)`: the number is backing off.
-    pub backoff: Option<Duration>,
+    pub phone: Option<PhoneState>,
+    pub session: Option<SessionState>,
+    pub account: Option<AccountState>,
+    /// Aligned with `batch.conversion`.
+    pub conversion: Vec<ConversionStats>,
+    /// The first active block found.
+    pub blocked: Option<Listing>,
+    /// Some subject of the request is on the safe list.
+    pub safe: bool,
 }
 
 /// What is kept about an assessment for its `Report`.
@@ -56,26 +83,148 @@ pub struct CheckResults {
 pub struct Remembered {
     pub expires_at: u64,
     pub event: Event,
-    pub backoff_key: Option<u64>,
+    pub phone: Option<u64>,
+    pub session: Option<u64>,
+    pub account: Option<u64>,
+    /// Country and number-range windows the send counted in.
+    pub conversion: [Option<Label>; 2],
+    /// Destination region, for metrics.
+    pub region: Option<CountryCode>,
 }
 
-/// What a decision or a report changes.
+/// Which list an admin listing goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Block,
+    Safe,
+}
+
+/// What the help desk resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetScope {
+    /// Consecutive failures and the lock they caused.
+    Failures,
+    /// Unverified sends, backoff and session state.
+    Sends,
+    All,
+}
+
+/// One change to stored state.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Cells of a limit that counts only allowed requests.
+    Take(RateCheck),
+    /// A code was sent to the number: backoff advances, unverified sends + 1.
+    PhoneSent {
+        key: u64,
+        backoff: Option<BackoffParams>,
+        forget_after: Duration,
+    },
+    /// A code to the number was verified: backoff and unverified sends start over.
+    PhoneVerified {
+        key: u64,
+    },
+    SessionSent {
+        key: u64,
+        params: SessionParams,
+        destination: u64,
+        channel: Channel,
+    },
+    SessionWrongCode {
+        key: u64,
+        params: SessionParams,
+    },
+    SessionFailed {
+        key: u64,
+        params: SessionParams,
+    },
+    /// Verified: the session is complete and forgotten.
+    SessionDone {
+        key: u64,
+    },
+    AccountSent {
+        key: u64,
+        params: AccountParams,
+    },
+    AccountFailed {
+        key: u64,
+        params: AccountParams,
+    },
+    AccountSucceeded {
+        key: u64,
+    },
+    AccountVerified {
+        key: u64,
+    },
+    Sent {
+        label: Label,
+        window: Duration,
+    },
+    Verified {
+        label: Label,
+        window: Duration,
+    },
+    Protect {
+        label: Label,
+        until: u64,
+    },
+    Release {
+        label: Label,
+    },
+    List {
+        list: List,
+        key: u64,
+        listing: Listing,
+    },
+    Unlist {
+        list: List,
+        key: u64,
+    },
+    Reset {
+        scope: ResetScope,
+        phone: Option<u64>,
+        account: Option<u64>,
+        session: Option<u64>,
+    },
+    /// Forgets a rate-limit key (a help-desk reset of everything).
+    Forget {
+        key: u64,
+    },
+}
+
+/// What an operator asks about one subject.
 #[derive(Debug, Clone, Default)]
-pub struct Effects {
+pub struct Inspect {
     pub now: u64,
-    /// An allowed OTP send: advance the number's backoff.
-    pub record_send: Option<(u64, BackoffParams)>,
-    /// A verified code: the number's backoff starts over.
-    pub reset_backoff: Option<u64>,
-    /// Cells of limits that count only allowed requests.
-    pub take: Vec<RateCheck>,
+    pub phone: Option<u64>,
+    pub account: Option<u64>,
+    pub session: Option<u64>,
+    pub block: Option<u64>,
+    pub safe: Option<u64>,
+    /// Peeked, never taken.
+    pub rates: Vec<RateCheck>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inspection {
+    pub phone: Option<PhoneState>,
+    pub account: Option<AccountState>,
+    pub session: Option<SessionState>,
+    pub block: Option<Listing>,
+    pub safe: Option<Listing>,
+    /// Aligned with `Inspect::rates`.
+    pub rates: Vec<Option<Duration>>,
 }
 
 /// How much the store holds, for metrics and capacity planning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
     pub rate_keys: usize,
-    pub backoff_keys: usize,
+    pub phone_keys: usize,
+    pub session_keys: usize,
+    pub account_keys: usize,
+    pub conversion_windows: usize,
+    pub listings: usize,
     pub assessments: usize,
 }
 
@@ -93,8 +242,12 @@ pub trait StateStore: Send + Sync + 'static {
         batch: &CheckBatch,
     ) -> impl Future<Output = Result<CheckResults, StoreError>> + Send;
 
-    /// Applies what a decision or report changed.
-    fn apply(&self, effects: &Effects) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Applies what a decision, a report or an operator changed.
+    fn apply(
+        &self,
+        now: u64,
+        effects: &[Effect],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A remembered assessment, if it has not expired.
     fn recall(
@@ -103,9 +256,19 @@ pub trait StateStore: Send + Sync + 'static {
         now: u64,
     ) -> impl Future<Output = Result<Option<Remembered>, StoreError>> + Send;
 
+    /// The state of one subject, for operators.
+    fn inspect(&self, q: &Inspect) -> impl Future<Output = Result<Inspection, StoreError>> + Send;
+
+    /// Every conversion window with traffic or protection, for operators and
+    /// metrics.
+    fn conversions(
+        &self,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<(Label, ConversionStats)>, StoreError>> + Send;
+
     /// Drops state that no longer changes any decision. Never drops a key that is
-    /// throttling, backing off or otherwise still in force. Returns how many
-    /// entries went.
+    /// throttling, backing off, locked, blocked or otherwise still in force.
+    /// Returns how many entries went.
     fn evict_idle(&self, now: u64) -> usize;
 
     fn stats(&self) -> StoreStats;

@@ -2,15 +2,13 @@
 
 use super::file::{ActionName, BackoffFile, CountName, KeyName, LimitFile, PolicyFile, RuleCommon};
 use super::{
-    Action, BackoffParams, BackoffRule, Count, KeyKind, LimitRule, PolicyError, Problem, Rule,
-    Snapshot,
+    Action, BackoffParams, BackoffRule, Costs, Count, KeyKind, LimitRule, PolicyError, Problem,
+    Rule, Snapshot,
 };
 use crate::decision::StepUpMethod;
 use crate::keys::domain_tag;
 use crate::request::{Channel, Event};
 use governor::Quota;
-use serde::de::IgnoredAny;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::ops::Range;
@@ -73,7 +71,7 @@ pub fn compile(name: &str, src: &str) -> Result<Snapshot, PolicyError> {
     }
 }
 
-struct Compiler<'a> {
+pub(super) struct Compiler<'a> {
     file: &'a str,
     src: &'a str,
     problems: Vec<Problem>,
@@ -89,7 +87,7 @@ impl Compiler<'_> {
             + 1
     }
 
-    fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
         let line = self.line(span.start);
         self.problems.push(Problem {
             file: self.file.to_owned(),
@@ -162,13 +160,18 @@ impl Compiler<'_> {
             );
         }
         self.duplicate_ids(&p);
-        let limits = p
+        let limits: Vec<LimitRule> = p
             .limits
             .iter()
-            .enumerate()
-            .filter_map(|(i, l)| self.limit(l, i, &ctx, v4, v6))
+            .filter_map(|l| self.limit(l, &ctx, v4, v6))
             .collect();
         let backoff = p.backoff.as_ref().and_then(|b| self.backoff(b, &ctx));
+        let session = p.session.as_ref().map(|s| self.session(s));
+        let account = p.account.as_ref().map(|a| self.account(a));
+        let phone = p.phone.as_ref().map(|ph| self.phone(ph));
+        let conversion = p.conversion.as_ref().map(|c| self.conversion(c, &ctx));
+        let costs = p.costs.as_ref().map(|c| self.costs(c)).unwrap_or_default();
+        self.cost_fits_bursts(&p, &limits, &costs);
 
         Snapshot {
             version: version.into(),
@@ -179,6 +182,35 @@ impl Compiler<'_> {
             step_up_methods: methods,
             limits,
             backoff,
+            session,
+            account,
+            phone,
+            conversion,
+            costs,
+            admin_block: super::lifecycle::admin_block_rule(),
+        }
+    }
+
+    /// A request weighed by cost takes `cost` cells at once; a burst smaller than
+    /// the largest cost could never let that destination through.
+    fn cost_fits_bursts(&mut self, p: &PolicyFile, limits: &[LimitRule], costs: &Costs) {
+        let max = costs.max();
+        for l in limits.iter().filter(|l| l.cost) {
+            if l.quota.burst_size().get() < max {
+                let span = p
+                    .limits
+                    .iter()
+                    .find(|f| f.id.get_ref().as_str() == &*l.rule.id)
+                    .map_or(0..0, |f| f.id.span());
+                self.problem(
+                    span,
+                    format!(
+                        "rule {:?}: burst ({}) must be at least the largest cost in [costs] ({max})",
+                        l.rule.id,
+                        l.quota.burst_size()
+                    ),
+                );
+            }
         }
     }
 
@@ -214,7 +246,7 @@ impl Compiler<'_> {
         self.ranged(v, 0, 100, what)
     }
 
-    fn ranged(&mut self, v: &Spanned<u32>, lo: u32, hi: u32, what: &str) -> u8 {
+    pub(super) fn ranged(&mut self, v: &Spanned<u32>, lo: u32, hi: u32, what: &str) -> u8 {
         let x = *v.get_ref();
         if x < lo || x > hi {
             self.problem(
@@ -226,13 +258,7 @@ impl Compiler<'_> {
         x as u8
     }
 
-    fn rule(
-        &mut self,
-        r: RuleCommon<'_>,
-        table: Table,
-        d: &Defaults,
-        default_message: String,
-    ) -> Option<Rule> {
+    fn rule(&mut self, r: RuleCommon<'_>, d: &Defaults, default_message: String) -> Option<Rule> {
         let id = r.id.get_ref();
         let before = self.problems.len();
         if !valid_id(id) {
@@ -246,30 +272,24 @@ impl Compiler<'_> {
 
         let mut events = 0u8;
         match r.events {
-            Some([]) => {
-                let span = self
-                    .array_span(table, "events")
-                    .unwrap_or_else(|| r.id.span());
-                self.problem(
-                    span,
-                    format!("rule {id:?}: events is empty; omit it to match every event"),
-                )
-            }
+            Some(list) if list.get_ref().is_empty() => self.problem(
+                list.span(),
+                format!("rule {id:?}: events is empty; omit it to match every event"),
+            ),
             Some(list) => list
+                .get_ref()
                 .iter()
                 .for_each(|e| events |= Event::from(*e.get_ref()).bit()),
             None => Event::ALL.iter().for_each(|e| events |= e.bit()),
         }
         let channels = match r.channels {
-            Some([]) => {
-                let span = self
-                    .array_span(table, "channels")
-                    .unwrap_or_else(|| r.id.span());
-                self.problem(span, format!("rule {id:?}: channels is empty; omit it to match with or without a channel"));
+            Some(list) if list.get_ref().is_empty() => {
+                self.problem(list.span(), format!("rule {id:?}: channels is empty; omit it to match with or without a channel"));
                 None
             }
             Some(list) => Some(
-                list.iter()
+                list.get_ref()
+                    .iter()
                     .fold(0u8, |m, c| m | Channel::from(*c.get_ref()).bit()),
             ),
             None => None,
@@ -341,18 +361,13 @@ impl Compiler<'_> {
             action,
             points,
             shadow: r.shadow,
+            bypassable: r.bypassable,
+            always_enforced: false,
             message,
         })
     }
 
-    fn limit(
-        &mut self,
-        l: &LimitFile,
-        i: usize,
-        d: &Defaults,
-        v4: u8,
-        v6: u8,
-    ) -> Option<LimitRule> {
+    fn limit(&mut self, l: &LimitFile, d: &Defaults, v4: u8, v6: u8) -> Option<LimitRule> {
         let before = self.problems.len();
         let id = l.id.get_ref().clone();
         let rate = self.rate(&l.rate, &id);
@@ -383,10 +398,22 @@ impl Compiler<'_> {
             ),
             None => String::new(),
         };
-        let rule = self.rule(l.common(), Table::Limit(i), d, default_message);
-        let (count, _, per_cell) = rate?;
-        let burst = l.burst.as_ref().map_or(count, |b| *b.get_ref());
-        let quota = Quota::with_period(per_cell)?.allow_burst(burst);
+        let rule = self.rule(l.common(), d, default_message);
+        let burst = match &l.burst {
+            Some(b) => match NonZeroU32::new(*b.get_ref()) {
+                Some(n) => Some(n),
+                None => {
+                    self.problem(
+                        b.span(),
+                        format!("rule {id:?}: burst must be at least 1, is 0"),
+                    );
+                    None
+                }
+            },
+            None => rate.map(|(count, _, _)| count),
+        };
+        let (_, _, per_cell) = rate?;
+        let quota = Quota::with_period(per_cell)?.allow_burst(burst?);
         let count = match l.count {
             Some(CountName::Allowed) => Count::Allowed,
             Some(CountName::Attempts) | None => Count::Attempts,
@@ -396,6 +423,7 @@ impl Compiler<'_> {
             key,
             quota,
             count,
+            cost: l.cost,
         })
     }
 
@@ -454,7 +482,7 @@ impl Compiler<'_> {
         Some((count, period, per_cell))
     }
 
-    fn duration(&mut self, v: &Spanned<String>, what: &str) -> Option<Duration> {
+    pub(super) fn duration(&mut self, v: &Spanned<String>, what: &str) -> Option<Duration> {
         match humantime::parse_duration(v.get_ref().trim()) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
@@ -479,7 +507,7 @@ impl Compiler<'_> {
         let before = self.problems.len();
         let id = b.id.get_ref().clone();
         if let Some(events) = &b.events {
-            for e in events {
+            for e in events.get_ref() {
                 let event = Event::from(*e.get_ref());
                 if event != Event::OtpSend {
                     self.problem(
@@ -526,12 +554,7 @@ impl Compiler<'_> {
                 );
             }
         }
-        let mut rule = self.rule(
-            b.common(),
-            Table::Backoff,
-            d,
-            "sends to this number are backing off".into(),
-        );
+        let mut rule = self.rule(b.common(), d, "sends to this number are backing off".into());
         if let Some(r) = &mut rule {
             r.events = Event::OtpSend.bit();
         }
@@ -544,47 +567,6 @@ impl Compiler<'_> {
                 reset_after: reset_after?,
             },
         })
-    }
-}
-
-/// Which rule table a rule was written in.
-#[derive(Clone, Copy)]
-enum Table {
-    /// The n-th `[[limit]]`.
-    Limit(usize),
-    Backoff,
-}
-
-/// Where each rule's `events` and `channels` arrays are written. The file types
-/// keep the span of each element only, and an empty array has none, so a
-/// problem with one is located by reading the file again with these.
-#[derive(Deserialize)]
-struct ScopeSpans {
-    #[serde(default)]
-    limit: Vec<ScopeSpan>,
-    backoff: Option<ScopeSpan>,
-}
-
-#[derive(Deserialize)]
-struct ScopeSpan {
-    events: Option<Spanned<IgnoredAny>>,
-    channels: Option<Spanned<IgnoredAny>>,
-}
-
-impl Compiler<'_> {
-    /// The span of a rule's `events` or `channels` array.
-    fn array_span(&self, table: Table, key: &str) -> Option<Range<usize>> {
-        let spans: ScopeSpans = toml::from_str(self.src).ok()?;
-        let scope = match table {
-            Table::Limit(i) => spans.limit.into_iter().nth(i)?,
-            Table::Backoff => spans.backoff?,
-        };
-        match key {
-            "events" => scope.events,
-            "channels" => scope.channels,
-            _ => None,
-        }
-        .map(|s| s.span())
     }
 }
 
@@ -622,9 +604,9 @@ fn duration_error(text: &str, e: &humantime::DurationError) -> String {
     }
 }
 
-struct Defaults {
-    step_up_at: u8,
-    methods: Vec<StepUpMethod>,
+pub(super) struct Defaults {
+    pub(super) step_up_at: u8,
+    pub(super) methods: Vec<StepUpMethod>,
 }
 
 fn valid_id(id: &str) -> bool {

@@ -6,12 +6,15 @@
 use super::{Action, Rule, Snapshot};
 use crate::decision::{Decision, Reason, StepUpMethod, Verdict};
 use crate::signals::Signals;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A rule whose condition held for this request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Fired<'a> {
     pub rule: &'a Rule,
+    /// Overrides the rule's message (an operator's block reason).
+    pub message: Option<Arc<str>>,
     /// For limits and backoff: when the same request would conform again.
     pub retry_after: Option<Duration>,
 }
@@ -31,10 +34,10 @@ pub fn evaluate(snap: &Snapshot, _signals: &Signals, fired: &[Fired<'_>]) -> Dec
     let mut reasons = Vec::with_capacity(fired.len());
 
     for f in fired {
-        let enforced = !(snap.shadow || f.rule.shadow);
+        let enforced = f.rule.always_enforced || !(snap.shadow || f.rule.shadow);
         reasons.push(Reason {
             code: f.rule.id.clone(),
-            message: f.rule.message.clone(),
+            message: f.message.clone().unwrap_or_else(|| f.rule.message.clone()),
             shadow: !enforced,
         });
         if !enforced {
@@ -127,6 +130,7 @@ shadow = true
         ids.iter()
             .map(|(id, secs)| Fired {
                 rule: &s.limits.iter().find(|l| &*l.rule.id == *id).unwrap().rule,
+                message: None,
                 retry_after: Some(Duration::from_secs(*secs)),
             })
             .collect()

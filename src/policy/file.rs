@@ -4,7 +4,7 @@
 use crate::decision::StepUpMethod;
 use crate::request::{Channel, Event};
 use serde::Deserialize;
-use std::num::NonZeroU32;
+use std::collections::BTreeMap;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -20,6 +20,64 @@ pub struct PolicyFile {
     pub backoff: Option<BackoffFile>,
     #[serde(default, rename = "limit")]
     pub limits: Vec<LimitFile>,
+    pub session: Option<SessionFile>,
+    pub account: Option<AccountFile>,
+    pub phone: Option<PhoneFile>,
+    pub conversion: Option<ConversionFile>,
+    /// Cost of one code per destination region (`FR = 7`), and `default`.
+    pub costs: Option<BTreeMap<String, Spanned<u32>>>,
+}
+
+/// `[session]`: verification-session limits (reasons `session.*`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    pub max_sends: Option<Spanned<u32>>,
+    pub max_code_attempts: Option<Spanned<u32>>,
+    pub max_destination_changes: Option<Spanned<u32>>,
+    pub code_ttl: Option<Spanned<String>>,
+    pub idle_ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// `[account]`: failure lock and unverified sends per account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountFile {
+    pub max_failures: Option<Spanned<u32>>,
+    /// Omitted: locked until a help-desk reset.
+    pub lock_for: Option<Spanned<String>>,
+    pub max_unverified_sends: Option<Spanned<u32>>,
+    pub forget_after: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// `[phone]`: unverified sends per number.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneFile {
+    pub max_unverified_sends: Option<Spanned<u32>>,
+    pub forget_after: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// `[conversion]`: automatic protection of countries and number ranges whose
+/// codes stop being verified (reason `conversion.low`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionFile {
+    pub window: Spanned<String>,
+    pub min_sends: Spanned<u32>,
+    pub min_ratio: Spanned<f64>,
+    pub protect_for: Spanned<String>,
+    pub prefix_digits: Option<Spanned<u32>>,
+    pub action: Spanned<ActionName>,
+    pub step_up_methods: Option<Spanned<Vec<Spanned<MethodName>>>>,
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,13 +106,16 @@ macro_rules! rule_table {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             pub id: Spanned<String>,
-            pub events: Option<Vec<Spanned<EventName>>>,
-            pub channels: Option<Vec<Spanned<ChannelName>>>,
+            pub events: Option<Spanned<Vec<Spanned<EventName>>>>,
+            pub channels: Option<Spanned<Vec<Spanned<ChannelName>>>>,
             pub action: Spanned<ActionName>,
             pub score: Option<Spanned<u32>>,
             pub step_up_methods: Option<Spanned<Vec<Spanned<MethodName>>>>,
             #[serde(default)]
             pub shadow: bool,
+            /// Skipped for subjects on the safe list.
+            #[serde(default)]
+            pub bypassable: bool,
             pub message: Option<Spanned<String>>,
             $($(#[$fm])* pub $field: $ty,)*
         }
@@ -63,12 +124,13 @@ macro_rules! rule_table {
             pub fn common(&self) -> RuleCommon<'_> {
                 RuleCommon {
                     id: &self.id,
-                    events: self.events.as_deref(),
-                    channels: self.channels.as_deref(),
+                    events: self.events.as_ref(),
+                    channels: self.channels.as_ref(),
                     action: &self.action,
                     score: self.score.as_ref(),
                     step_up_methods: self.step_up_methods.as_ref(),
                     shadow: self.shadow,
+                    bypassable: self.bypassable,
                     message: self.message.as_ref(),
                 }
             }
@@ -79,12 +141,13 @@ macro_rules! rule_table {
 /// A view of the fields every rule table has.
 pub struct RuleCommon<'a> {
     pub id: &'a Spanned<String>,
-    pub events: Option<&'a [Spanned<EventName>]>,
-    pub channels: Option<&'a [Spanned<ChannelName>]>,
+    pub events: Option<&'a Spanned<Vec<Spanned<EventName>>>>,
+    pub channels: Option<&'a Spanned<Vec<Spanned<ChannelName>>>>,
     pub action: &'a Spanned<ActionName>,
     pub score: Option<&'a Spanned<u32>>,
     pub step_up_methods: Option<&'a Spanned<Vec<Spanned<MethodName>>>>,
     pub shadow: bool,
+    pub bypassable: bool,
     pub message: Option<&'a Spanned<String>>,
 }
 
@@ -95,11 +158,15 @@ rule_table!(
         /// `"COUNT/PERIOD"`, e.g. `"5/1h"`, `"100/s"`.
         rate: Spanned<String>,
         /// Requests allowed at once; defaults to COUNT.
-        burst: Option<Spanned<NonZeroU32>>,
+        burst: Option<Spanned<u32>>,
         /// `phone_prefix` only: national digits after the calling code.
         prefix_digits: Option<Spanned<u32>>,
         /// `"attempts"` (default) or `"allowed"`.
         count: Option<CountName>,
+        /// Weigh each request by the destination's cost (`[costs]`) instead of 1:
+        /// a send budget in cost units.
+        #[serde(default)]
+        cost: bool,
     }
 );
 

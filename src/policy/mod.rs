@@ -8,6 +8,8 @@
 pub mod compile;
 pub mod eval;
 pub mod file;
+pub mod findings;
+pub mod lifecycle;
 
 use crate::decision::{StepUpMethod, Verdict};
 use crate::request::{Channel, Event};
@@ -18,6 +20,7 @@ use std::time::Duration;
 pub use compile::{compile, load_file, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
 pub use eval::{evaluate, Fired};
 pub use governor::Quota;
+pub use lifecycle::{AccountRules, ConversionRules, Costs, PhoneRules, SessionRules};
 
 /// What a limit is keyed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +79,10 @@ pub struct Rule {
     /// Points added to the score when it fires (0..=100).
     pub points: u8,
     pub shadow: bool,
+    /// Skipped when a subject of the request is on the safe list.
+    pub bypassable: bool,
+    /// Enforced even under the global shadow switch (operator blocks).
+    pub always_enforced: bool,
     pub message: Arc<str>,
 }
 
@@ -98,6 +105,8 @@ pub struct LimitRule {
     pub quota: Quota,
     /// What takes a cell: every attempt, or only requests the decision allows.
     pub count: Count,
+    /// Each request takes as many cells as its destination costs (`[costs]`).
+    pub cost: bool,
 }
 
 /// What a limit counts.
@@ -152,6 +161,13 @@ pub struct Snapshot {
     pub step_up_methods: Vec<StepUpMethod>,
     pub limits: Vec<LimitRule>,
     pub backoff: Option<BackoffRule>,
+    pub session: Option<SessionRules>,
+    pub account: Option<AccountRules>,
+    pub phone: Option<PhoneRules>,
+    pub conversion: Option<ConversionRules>,
+    pub costs: Costs,
+    /// `admin.block`, always present.
+    pub admin_block: Rule,
 }
 
 impl Snapshot {

@@ -97,6 +97,14 @@ pub fn facts(number: &E164) -> PhoneFacts {
     }
 }
 
+/// The calling code of a region (FR -> 33), from the number plan.
+pub fn calling_code_of(region: CountryCode) -> Option<u16> {
+    let r = rlibphonenumber::Region::from_code(region.as_str()).ok()?;
+    rlibphonenumber::PHONE_NUMBER_UTIL
+        .get_country_code_for_region(r)
+        .map(|c| c as u16)
+}
+
 fn digits_of(cc: u16) -> u8 {
     match cc {
         0..=9 => 1,
@@ -169,6 +177,13 @@ mod tests {
         assert_eq!(f("+447400123456").region.unwrap().as_str(), "GB");
         assert_eq!(f("+447911123456").region.unwrap().as_str(), "GG");
         assert_eq!(f("+447781123456").region.unwrap().as_str(), "GG");
+    }
+
+    #[test]
+    fn calling_codes_of_regions() {
+        assert_eq!(calling_code_of(CountryCode::parse("FR").unwrap()), Some(33));
+        assert_eq!(calling_code_of(CountryCode::parse("GG").unwrap()), Some(44));
+        assert_eq!(calling_code_of(CountryCode::parse("ZZ").unwrap()), None);
     }
 
     #[test]
