@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin_cli;
 pub mod clock;
 pub mod decision;
 pub mod effects;

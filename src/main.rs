@@ -9,13 +9,29 @@ use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
 use tollgate::limits::MemoryStore;
 use tollgate::policy::{compile, load_file, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
-use tollgate::server::{reload_policy, serve, ServerLimits};
+use tollgate::server::{reload_policy, serve, AdminListener, Listeners, ServerLimits};
+use tollgate::service::admin::Tokens;
 use tollgate::settings::{Cli, Command, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::CheckPolicy { files } => Ok(check_policy(&files)),
+        Command::Admin(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            match rt.block_on(tollgate::admin_cli::run(args)) {
+                Ok(out) => {
+                    print!("{out}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("tollgate admin: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -85,6 +101,32 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding metrics listener {}", args.metrics_listen))?;
+    let tokens = match (&args.admin_token, &args.admin_token_file) {
+        (Some(t), _) => Some(Tokens::single("env", t)?),
+        (None, Some(f)) => {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            Some(Tokens::parse(&f.display().to_string(), &text)?).filter(|t| !t.is_empty())
+        }
+        (None, None) => None,
+    };
+    let admin = match tokens {
+        Some(tokens) => {
+            let listener = tokio::net::TcpListener::bind(args.admin_listen)
+                .await
+                .with_context(|| format!("binding admin listener {}", args.admin_listen))?;
+            tracing::info!(admin = %listener.local_addr()?, "admin listener on");
+            Some(AdminListener {
+                listener,
+                tokens,
+                policy_path: args.policy.clone(),
+            })
+        }
+        None => {
+            tracing::info!("admin listener off: no admin token configured");
+            None
+        }
+    };
     let p = engine.policy();
     tracing::info!(
         grpc = %grpc.local_addr()?,
@@ -110,7 +152,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: args.request_timeout,
         evict_interval: args.evict_interval,
     };
-    serve(engine, grpc, Some(metrics), limits, shutdown_signal()).await?;
+    let listeners = Listeners {
+        grpc,
+        metrics: Some(metrics),
+        admin,
+    };
+    serve(engine, listeners, limits, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

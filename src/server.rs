@@ -9,9 +9,10 @@ use crate::limits::StateStore;
 use crate::metrics;
 use crate::policy::{load_file, PolicyError};
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::service::admin::{authenticate, AdminApi, AdminServiceServer, Tokens};
 use crate::service::{RiskApi, RiskServiceServer};
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -50,15 +51,35 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// The AdminService listener and what it needs.
+pub struct AdminListener {
+    pub listener: TcpListener,
+    pub tokens: Tokens,
+    /// The policy file `ReloadPolicy` reloads (`None`: the built-in policy).
+    pub policy_path: Option<PathBuf>,
+}
+
+/// Everything tollgate listens on.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub metrics: Option<TcpListener>,
+    /// Off unless admin tokens are configured.
+    pub admin: Option<AdminListener>,
+}
+
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight
 /// calls finish, and returns.
 pub async fn serve<S: StateStore>(
     engine: Arc<Engine<S>>,
-    grpc: TcpListener,
-    metrics_listener: Option<TcpListener>,
+    listeners: Listeners,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let Listeners {
+        grpc,
+        metrics: metrics_listener,
+        admin,
+    } = listeners;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RiskServiceServer<RiskApi<S>>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -106,6 +127,22 @@ pub async fn serve<S: StateStore>(
         })
     };
 
+    let admin_task = admin.map(|a| {
+        let api = tonic::service::interceptor::InterceptedService::new(
+            AdminServiceServer::new(AdminApi::new(engine.clone(), a.policy_path))
+                .max_decoding_message_size(limits.max_message_bytes),
+            authenticate(a.tokens),
+        );
+        let mut stop = stopping.clone();
+        let server = tonic::transport::Server::builder()
+            .timeout(limits.request_timeout)
+            .add_service(api)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(a.listener), async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+        tokio::spawn(server)
+    });
+
     let risk = RiskServiceServer::new(RiskApi::new(engine))
         .max_decoding_message_size(limits.max_message_bytes);
     let grpc_shutdown = async move {
@@ -125,6 +162,11 @@ pub async fn serve<S: StateStore>(
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_shutdown)
         .await;
     evictor.abort();
+    if let Some(t) = admin_task {
+        if let Ok(Err(e)) = t.await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    }
     Ok(result?)
 }
 

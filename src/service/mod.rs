@@ -4,6 +4,7 @@
 //! decides; the decision goes back as a proto message. A block or a step-up is a
 //! decision. `Status` is for malformed input and faults, mapped in [`to_status`].
 
+pub mod admin;
 pub mod convert;
 
 use crate::engine::{Engine, EngineError};

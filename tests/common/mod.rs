@@ -20,9 +20,18 @@ use tonic::transport::Channel;
 
 pub use pb::risk_service_client::RiskServiceClient;
 
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub type BoxedInterceptor =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
+pub type AdminClient = pb::admin_service_client::AdminServiceClient<
+    tonic::service::interceptor::InterceptedService<Channel, BoxedInterceptor>,
+>;
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     pub clock: FakeClock,
     pub engine: Arc<Engine<MemoryStore>>,
     stop: Option<oneshot::Sender<()>>,
@@ -55,13 +64,29 @@ impl TestServer {
             EngineOptions::default(),
         ));
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin_listener.local_addr().unwrap();
+        let admin = Some(tollgate::server::AdminListener {
+            listener: admin_listener,
+            tokens: tollgate::service::admin::Tokens::parse(
+                "tokens",
+                &format!("helpdesk {ADMIN_TOKEN}\n"),
+            )
+            .unwrap(),
+            policy_path: None,
+        });
         let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = grpc.local_addr().unwrap();
         let metrics_addr = metrics.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let e = engine.clone();
         let task = tokio::spawn(async move {
-            serve(e, grpc, Some(metrics), limits, async move {
+            let listeners = tollgate::server::Listeners {
+                grpc,
+                metrics: Some(metrics),
+                admin,
+            };
+            serve(e, listeners, limits, async move {
                 let _ = stopped.await;
             })
             .await
@@ -70,6 +95,7 @@ impl TestServer {
         TestServer {
             addr,
             metrics_addr,
+            admin_addr,
             clock,
             engine,
             stop: Some(stop),
@@ -87,6 +113,26 @@ impl TestServer {
 
     pub async fn client(&self) -> RiskServiceClient<Channel> {
         RiskServiceClient::new(self.channel().await)
+    }
+
+    /// An AdminService client presenting `token` (None: no authorization).
+    pub async fn admin(&self, token: Option<&str>) -> AdminClient {
+        let channel = Channel::from_shared(format!("http://{}", self.admin_addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects to the admin listener");
+        let header: Option<tonic::metadata::MetadataValue<_>> =
+            token.map(|t| format!("Bearer {t}").parse().unwrap());
+        pb::admin_service_client::AdminServiceClient::with_interceptor(
+            channel,
+            Box::new(move |mut req: tonic::Request<()>| {
+                if let Some(h) = &header {
+                    req.metadata_mut().insert("authorization", h.clone());
+                }
+                Ok(req)
+            }) as BoxedInterceptor,
+        )
     }
 
     pub fn advance(&self, d: Duration) {
