@@ -49,6 +49,15 @@ impl TestServer {
     }
 
     pub async fn start_with(policy: &str, limits: ServerLimits) -> Self {
+        Self::start_full(policy, limits, None).await
+    }
+
+    /// With `policy_path`, AdminService ReloadPolicy reloads that file.
+    pub async fn start_full(
+        policy: &str,
+        limits: ServerLimits,
+        policy_path: Option<std::path::PathBuf>,
+    ) -> Self {
         let name = if policy == DEFAULT_POLICY {
             DEFAULT_POLICY_NAME
         } else {
@@ -73,7 +82,7 @@ impl TestServer {
                 &format!("helpdesk {ADMIN_TOKEN}\n"),
             )
             .unwrap(),
-            policy_path: None,
+            policy_path,
         });
         let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = grpc.local_addr().unwrap();
