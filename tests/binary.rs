@@ -1,11 +1,20 @@
-//! The real `tollgate` binary: serve with the built-in policy, answer, stop on
-//! SIGTERM with exit code 0.
+//! The real `tollgate` binary: serve with the built-in policy, answer, take an
+//! admin call, stop on SIGTERM with exit code 0.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tollgate::proto::v1 as pb;
 use tollgate::proto::v1::risk_service_client::RiskServiceClient;
+
+const TOKEN: &str = "binary-test-token-0123456789";
+
+/// The value after `name=` in a log line.
+fn field(line: &str, name: &str) -> Option<String> {
+    line.split(&format!("{name}="))
+        .nth(1)
+        .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
+}
 
 #[tokio::test]
 async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
@@ -17,7 +26,9 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
             "--metrics-listen",
             "127.0.0.1:0",
         ])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .env("TOLLGATE_LOG", "info")
+        .env("TOLLGATE_ADMIN_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -29,15 +40,17 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
             let _ = tx.send(line);
         }
     });
-    // The start-up line names the bound address.
-    let addr = loop {
+    // The start-up lines name the bound addresses.
+    let (mut addr, mut admin) = (None, None);
+    while addr.is_none() || admin.is_none() {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
-            .expect("start-up log line");
-        if let Some(rest) = line.split("grpc=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+            .expect("start-up log lines");
+        addr = addr.or_else(|| field(&line, "grpc"));
+        admin = admin.or_else(|| field(&line, "admin"));
+    }
+    let (addr, admin) = (addr.unwrap(), admin.unwrap());
+
     let mut c = RiskServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -55,6 +68,23 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
     assert_eq!(r.policy_version, "default-2026-11");
     drop(c);
 
+    // An admin call through the CLI is logged with the token's id, never the token.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["admin", "--addr", &format!("http://{admin}"), "block"])
+            .args(["--prefix", "+88216", "--reason", "pumping"])
+            .env("TOLLGATE_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -70,6 +100,24 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
         .await
         .unwrap();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    let audit = rest
+        .iter()
+        .find(|l| l.contains("admin call"))
+        .expect("the admin call is logged");
+    assert_eq!(
+        field(audit, "caller").as_deref(),
+        Some("\"env\""),
+        "{audit}"
+    );
+    assert_eq!(
+        field(audit, "action").as_deref(),
+        Some("\"block\""),
+        "{audit}"
+    );
+    assert!(
+        !rest.iter().any(|l| l.contains(TOKEN)),
+        "the token is never logged"
+    );
     // Logs never carry the raw number.
     assert!(!rest.iter().any(|l| l.contains("33612345678")));
 }

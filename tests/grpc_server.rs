@@ -168,3 +168,56 @@ async fn many_concurrent_calls_are_all_answered() {
     assert_eq!(allowed, 10);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn conversion_metrics_are_per_country_and_never_per_prefix() {
+    let srv = TestServer::default_policy().await;
+    let mut c = srv.client().await;
+    let before = srv.scrape().await;
+    let sends0 = series(&before, "tollgate_otp_sends_total", &["country=\"BE\""]).unwrap_or(0.0);
+    let ver0 = series(
+        &before,
+        "tollgate_otp_verifications_total",
+        &["country=\"BE\""],
+    )
+    .unwrap_or(0.0);
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let r = c
+            .assess(otp_send(&format!("+3247012345{i}"), ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(decision(&r), pb::Decision::Allow, "{r:?}");
+        ids.push(r.assessment_id);
+    }
+    c.report(pb::ReportRequest {
+        assessment_id: ids[0].clone(),
+        outcome: pb::Outcome::OtpVerified as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    srv.engine.maintain().await;
+    let after = srv.scrape().await;
+    assert_eq!(
+        series(&after, "tollgate_otp_sends_total", &["country=\"BE\""]),
+        Some(sends0 + 4.0)
+    );
+    assert_eq!(
+        series(
+            &after,
+            "tollgate_otp_verifications_total",
+            &["country=\"BE\""]
+        ),
+        Some(ver0 + 1.0)
+    );
+    // This server's own window: 1 of 4 Belgian codes verified.
+    assert_eq!(
+        series(&after, "tollgate_conversion_ratio", &["country=\"BE\""]),
+        Some(0.25)
+    );
+    assert!(after.contains("tollgate_protections_active{scope=\"prefix\"}"));
+    assert!(!after.contains("+32470"), "no prefix as a label");
+    srv.stop().await;
+}
