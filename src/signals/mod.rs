@@ -4,6 +4,7 @@
 //! ([`Signals::subject`]). Phone facts come from [`phone`]; IP facts from [`ip`].
 
 pub mod datafile;
+pub mod geo;
 pub mod ip;
 pub mod lists;
 pub mod phone;
