@@ -3,7 +3,10 @@
 //! The policy reads these, and limits are keyed on the subjects they name
 //! ([`Signals::subject`]). Phone facts come from [`phone`]; IP facts from [`ip`].
 
+pub mod datafile;
+pub mod geo;
 pub mod ip;
+pub mod lists;
 pub mod phone;
 
 use crate::policy::KeyKind;
