@@ -14,8 +14,9 @@ use crate::limits::{
 };
 use crate::metrics;
 use crate::policy::findings::{self, Asked};
-use crate::policy::{evaluate, Count, KeyKind, Snapshot};
+use crate::policy::{evaluate, Count, KeyKind, ListNames, Snapshot};
 use crate::request::{AdminSubject, AssessInput, AssessmentId, Channel, Event, ReportInput, E164};
+use crate::signals::data::DataSet;
 use crate::signals::{ip, phone, CountryCode, PhoneFacts, Signals, SubjectBuf};
 use arc_swap::ArcSwap;
 use std::net::IpAddr;
@@ -29,6 +30,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("no assessment {0}: unknown or expired")]
     UnknownAssessment(AssessmentId),
+    #[error("not ready: the data files have not all loaded yet")]
+    NotReady,
 }
 
 /// Restart-only engine settings.
@@ -36,12 +39,19 @@ pub enum EngineError {
 pub struct EngineOptions {
     /// How long an assessment can be named in a `Report`.
     pub assessment_ttl: Duration,
+    /// The custom lists the data files provide (policies are compiled against
+    /// them).
+    pub list_names: ListNames,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             assessment_ttl: Duration::from_secs(3600),
+            list_names: ListNames {
+                checked: true,
+                ..ListNames::default()
+            },
         }
     }
 }
@@ -107,6 +117,8 @@ struct Ids<'a> {
 
 pub struct Engine<S> {
     policy: ArcSwap<Snapshot>,
+    data: ArcSwap<DataSet>,
+    ready: tokio::sync::watch::Sender<bool>,
     store: S,
     keys: KeyHasher,
     clock: SharedClock,
@@ -130,6 +142,8 @@ impl<S: StateStore> Engine<S> {
         metrics::policy_loaded(&policy);
         Engine {
             policy: ArcSwap::from_pointee(policy),
+            data: ArcSwap::from_pointee(DataSet::empty()),
+            ready: tokio::sync::watch::Sender::new(true),
             store,
             keys,
             clock,
@@ -154,6 +168,34 @@ impl<S: StateStore> Engine<S> {
         self.policy.store(Arc::new(policy));
     }
 
+    /// The data files in force.
+    pub fn data(&self) -> Arc<DataSet> {
+        self.data.load_full()
+    }
+
+    /// Swaps in a new data set.
+    pub fn set_data(&self, data: DataSet) {
+        let ready = data.ready();
+        self.data.store(Arc::new(data));
+        metrics::ready(ready);
+        self.ready.send_replace(ready);
+    }
+
+    /// Follows readiness (for the health service).
+    pub fn subscribe_ready(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// Every data file has loaded at least once: decisions can be made.
+    pub fn ready(&self) -> bool {
+        self.data.load().ready()
+    }
+
+    /// The custom list names policies compile against.
+    pub fn list_names(&self) -> &ListNames {
+        &self.options.list_names
+    }
+
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -165,8 +207,12 @@ impl<S: StateStore> Engine<S> {
     pub async fn assess(&self, input: &AssessInput) -> Result<Assessment, EngineError> {
         let started = Instant::now();
         let snap = self.policy.load();
+        let data = self.data.load();
+        if !data.ready() {
+            return Err(EngineError::NotReady);
+        }
         let now = self.clock.now_nanos();
-        let signals = Signals::gather(input);
+        let signals = Signals::gather(input, &data);
         let region = signals.phone.as_ref().and_then(|p| p.region);
         let keys = self.subject_keys(
             &snap,
@@ -244,7 +290,7 @@ impl<S: StateStore> Engine<S> {
             labels: &batch.conversion,
             destination: keys.destination,
         };
-        let found = findings::collect(&snap, input, &asked, &results, now);
+        let found = findings::collect(&snap, input, &signals, &asked, &results, now);
         let decision = evaluate(&snap, &signals, &found.fired);
         let changes = effects::after_assess(
             &snap,

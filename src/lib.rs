@@ -36,6 +36,7 @@ pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod proto;
+pub mod reload;
 pub mod request;
 pub mod server;
 pub mod service;

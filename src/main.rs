@@ -2,16 +2,21 @@
 
 use anyhow::Context;
 use clap::Parser;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tollgate::clock::SystemClock;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
 use tollgate::limits::MemoryStore;
-use tollgate::policy::{compile, load_file, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
-use tollgate::server::{reload_policy, serve, AdminListener, Listeners, ServerLimits};
+use tollgate::policy::{
+    compile_with, load_file, load_file_with, ListNames, DEFAULT_POLICY, DEFAULT_POLICY_NAME,
+};
+use tollgate::reload::{watch, Reload, Reloader};
+use tollgate::server::{serve, AdminListener, Listeners, ServerLimits};
 use tollgate::service::admin::Tokens;
 use tollgate::settings::{Cli, Command, ServeArgs};
+use tollgate::signals::data::DataSet;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -73,9 +78,15 @@ fn check_policy(files: &[std::path::PathBuf]) -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let sources = Arc::new(args.data_sources());
+    let names = ListNames {
+        ip: sources.ip_list_names(),
+        asn: sources.asn_list_names(),
+        checked: true,
+    };
     let policy = match &args.policy {
-        Some(path) => load_file(path)?,
-        None => compile(DEFAULT_POLICY_NAME, DEFAULT_POLICY)?,
+        Some(path) => load_file_with(path, &names)?,
+        None => compile_with(DEFAULT_POLICY_NAME, DEFAULT_POLICY, &names)?,
     };
     let keys = match (&args.key_secret, &args.key_secret_file) {
         (Some(s), _) => KeyHasher::from_secret(s.as_bytes()),
@@ -93,8 +104,28 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         SystemClock::shared(),
         EngineOptions {
             assessment_ttl: args.assessment_ttl,
+            list_names: names,
         },
     ));
+    // Not ready (health NOT_SERVING, Assess UNAVAILABLE) until every data file
+    // has loaded once; the listeners come up at once.
+    engine.set_data(DataSet::unloaded(sources.clone()));
+    let reloader = Arc::new(Reloader::new(
+        engine.clone(),
+        args.policy.clone(),
+        sources.clone(),
+    ));
+    {
+        let r = reloader.clone();
+        tokio::task::spawn_blocking(move || r.reload_data());
+    }
+    let mut watched: Vec<PathBuf> = sources.paths().cloned().collect();
+    watched.extend(args.policy.clone());
+    let _watcher = if args.no_watch || watched.is_empty() {
+        None
+    } else {
+        Some(watch(reloader.clone(), watched).context("watching the policy and data files")?)
+    };
     let grpc = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding gRPC listener {}", args.listen))?;
@@ -119,7 +150,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(AdminListener {
                 listener,
                 tokens,
-                policy_path: args.policy.clone(),
+                reloader: reloader.clone(),
             })
         }
         None => {
@@ -136,12 +167,13 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "tollgate serving"
     );
 
-    if let Some(path) = args.policy.clone() {
-        let engine = engine.clone();
+    {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let r = reloader.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                let _ = reload_policy(&engine, &path);
+                let r = r.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
             }
         });
     }

@@ -34,6 +34,10 @@ pub const CONVERSION_RATIO: &str = "tollgate_conversion_ratio";
 pub const PROTECTIONS_ACTIVE: &str = "tollgate_protections_active";
 pub const PROTECTION_ACTIVATIONS: &str = "tollgate_protection_activations_total";
 pub const ADMIN_ACTIONS: &str = "tollgate_admin_actions_total";
+pub const DATA_RELOADS: &str = "tollgate_data_reloads_total";
+pub const DATA_ENTRIES: &str = "tollgate_data_entries";
+pub const DATA_LOAD_SECONDS: &str = "tollgate_data_load_seconds";
+pub const READY: &str = "tollgate_ready";
 
 /// Latency buckets from 5 µs to 1 s: the engine answers in microseconds, the
 /// RPC in well under a millisecond; the upper buckets catch store stalls.
@@ -109,6 +113,23 @@ fn describe() {
         "Automatic conversion protections started, by scope."
     );
     describe_counter!(ADMIN_ACTIONS, "AdminService calls, by action.");
+    describe_counter!(
+        DATA_RELOADS,
+        "Data file loads by dataset and result (ok, error)."
+    );
+    describe_gauge!(
+        DATA_ENTRIES,
+        "Entries (networks, addresses, ASNs, database records) in each dataset as last loaded."
+    );
+    describe_gauge!(
+        DATA_LOAD_SECONDS,
+        Unit::Seconds,
+        "How long the last successful load of each dataset took."
+    );
+    describe_gauge!(
+        READY,
+        "1 once every data file has loaded and decisions are served, else 0."
+    );
 }
 
 pub fn decision(input: &AssessInput, d: &Decision, took: Duration) {
@@ -200,6 +221,20 @@ pub fn conversion(windows: &[(Label, ConversionStats)], now: u64) {
     }
     gauge!(PROTECTIONS_ACTIVE, "scope" => "country").set(f64::from(countries));
     gauge!(PROTECTIONS_ACTIVE, "scope" => "prefix").set(f64::from(prefixes));
+}
+
+pub fn data_loaded(dataset: &str, entries: usize, took: Duration) {
+    counter!(DATA_RELOADS, "dataset" => dataset.to_owned(), "result" => "ok").increment(1);
+    gauge!(DATA_ENTRIES, "dataset" => dataset.to_owned()).set(entries as f64);
+    gauge!(DATA_LOAD_SECONDS, "dataset" => dataset.to_owned()).set(took.as_secs_f64());
+}
+
+pub fn data_rejected(dataset: &str) {
+    counter!(DATA_RELOADS, "dataset" => dataset.to_owned(), "result" => "error").increment(1);
+}
+
+pub fn ready(ready: bool) {
+    gauge!(READY).set(if ready { 1.0 } else { 0.0 });
 }
 
 pub fn admin_action(action: &'static str) {

@@ -7,12 +7,11 @@
 use crate::engine::Engine;
 use crate::limits::StateStore;
 use crate::metrics;
-use crate::policy::{load_file, PolicyError};
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::reload::Reload;
 use crate::service::admin::{authenticate, AdminApi, AdminServiceServer, Tokens};
 use crate::service::{RiskApi, RiskServiceServer};
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -55,8 +54,8 @@ pub enum ServeError {
 pub struct AdminListener {
     pub listener: TcpListener,
     pub tokens: Tokens,
-    /// The policy file `ReloadPolicy` reloads (`None`: the built-in policy).
-    pub policy_path: Option<PathBuf>,
+    /// What `ReloadPolicy` runs.
+    pub reloader: Arc<dyn Reload>,
 }
 
 /// Everything tollgate listens on.
@@ -80,8 +79,27 @@ pub async fn serve<S: StateStore>(
         metrics: metrics_listener,
         admin,
     } = listeners;
+    // SERVING once every data file has loaded, NOT_SERVING before and while
+    // shutting down.
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<RiskServiceServer<RiskApi<S>>>().await;
+    let mut ready = engine.subscribe_ready();
+    let follow = {
+        let health = health.clone();
+        tokio::spawn(async move {
+            loop {
+                if *ready.borrow_and_update() {
+                    health.set_serving::<RiskServiceServer<RiskApi<S>>>().await;
+                } else {
+                    health
+                        .set_not_serving::<RiskServiceServer<RiskApi<S>>>()
+                        .await;
+                }
+                if ready.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -129,7 +147,7 @@ pub async fn serve<S: StateStore>(
 
     let admin_task = admin.map(|a| {
         let api = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::new(engine.clone(), a.policy_path))
+            AdminServiceServer::new(AdminApi::new(engine.clone(), a.reloader))
                 .max_decoding_message_size(limits.max_message_bytes),
             authenticate(a.tokens),
         );
@@ -147,6 +165,7 @@ pub async fn serve<S: StateStore>(
         .max_decoding_message_size(limits.max_message_bytes);
     let grpc_shutdown = async move {
         shutdown.await;
+        follow.abort();
         tracing::info!("shutting down: draining in-flight calls");
         health
             .set_not_serving::<RiskServiceServer<RiskApi<S>>>()
@@ -168,23 +187,4 @@ pub async fn serve<S: StateStore>(
         }
     }
     Ok(result?)
-}
-
-/// Loads `path` and swaps it in. On failure the old policy keeps serving; the
-/// problems are logged with file and line and counted.
-pub fn reload_policy<S: StateStore>(engine: &Engine<S>, path: &Path) -> Result<(), PolicyError> {
-    match load_file(path) {
-        Ok(p) => {
-            tracing::info!(file = %path.display(), version = %p.version, "policy reloaded");
-            engine.set_policy(p);
-            Ok(())
-        }
-        Err(e) => {
-            metrics::policy_rejected();
-            for problem in &e.0 {
-                tracing::error!(problem = %problem, "policy rejected; the previous policy keeps serving");
-            }
-            Err(e)
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! Restart-only process settings: command line flags, each with an environment
 //! variable and a default. The policy (hot-reloaded) is a separate file.
 
+use crate::signals::data::{DataSources, Feeds};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -199,7 +200,85 @@ pub struct ServeArgs {
     )]
     pub admin_token_file: Option<PathBuf>,
 
+    /// MaxMind-format database (country, ASN, Anonymous-IP, Connection-Type;
+    /// MaxMind, DB-IP or iptoasn record shapes). Repeatable.
+    #[arg(long = "mmdb", env = "TOLLGATE_MMDB", value_delimiter = ',')]
+    pub mmdb: Vec<PathBuf>,
+
+    /// Tor exit list (bulk list or `exit-addresses` format): the `tor` flag.
+    #[arg(long, env = "TOLLGATE_TOR_LIST", value_delimiter = ',')]
+    pub tor_list: Vec<PathBuf>,
+
+    /// CIDR list of VPN networks: the `vpn` flag.
+    #[arg(long, env = "TOLLGATE_VPN_LIST", value_delimiter = ',')]
+    pub vpn_list: Vec<PathBuf>,
+
+    /// CIDR list of datacenter / hosting networks: the `hosting` flag.
+    #[arg(long, env = "TOLLGATE_DATACENTER_LIST", value_delimiter = ',')]
+    pub datacenter_list: Vec<PathBuf>,
+
+    /// ASN list (`AS1234` per line) of VPN providers: the `vpn` flag.
+    #[arg(long, env = "TOLLGATE_VPN_ASN_LIST", value_delimiter = ',')]
+    pub vpn_asn_list: Vec<PathBuf>,
+
+    /// ASN list of hosting providers: the `hosting` flag.
+    #[arg(long, env = "TOLLGATE_HOSTING_ASN_LIST", value_delimiter = ',')]
+    pub hosting_asn_list: Vec<PathBuf>,
+
+    /// A custom CIDR list for `ip_list = ["NAME"]` conditions: NAME=PATH.
+    #[arg(long = "ip-list", value_parser = named_path)]
+    pub ip_list: Vec<(String, PathBuf)>,
+
+    /// A custom ASN list for `asn_list = ["NAME"]` conditions: NAME=PATH.
+    #[arg(long = "asn-list", value_parser = named_path)]
+    pub asn_list: Vec<(String, PathBuf)>,
+
+    /// Do not watch the policy and data files for changes (SIGHUP and the
+    /// admin ReloadPolicy still reload).
+    #[arg(long, env = "TOLLGATE_NO_WATCH")]
+    pub no_watch: bool,
+
     /// How often idle state is evicted.
     #[arg(long, env = "TOLLGATE_EVICT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub evict_interval: Duration,
+}
+
+/// `NAME=PATH`, NAME a lower-case word.
+fn named_path(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=PATH"))?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!(
+            "{name:?}: a list name is lower-case letters, digits and _"
+        ));
+    }
+    Ok((name.to_owned(), PathBuf::from(path)))
+}
+
+impl ServeArgs {
+    /// The data files, in the order they feed lookups (databases first).
+    pub fn data_sources(&self) -> DataSources {
+        let mut files = Vec::new();
+        let mut add = |feeds: Feeds, paths: &[PathBuf]| {
+            files.extend(paths.iter().map(|p| (feeds.clone(), p.clone())));
+        };
+        add(Feeds::Mmdb, &self.mmdb);
+        add(Feeds::TorExits, &self.tor_list);
+        add(Feeds::VpnNetworks, &self.vpn_list);
+        add(Feeds::DatacenterNetworks, &self.datacenter_list);
+        add(Feeds::VpnAsns, &self.vpn_asn_list);
+        add(Feeds::HostingAsns, &self.hosting_asn_list);
+        for (n, p) in &self.ip_list {
+            files.push((Feeds::NamedNetworks(n.as_str().into()), p.clone()));
+        }
+        for (n, p) in &self.asn_list {
+            files.push((Feeds::NamedAsns(n.as_str().into()), p.clone()));
+        }
+        DataSources { files }
+    }
 }

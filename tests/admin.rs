@@ -466,7 +466,13 @@ async fn reload_policy_swaps_a_good_file_and_reports_a_bad_one() {
     let path = dir.path().join("policy.toml");
     let v1 = "version = \"file-1\"\n";
     std::fs::write(&path, v1).unwrap();
-    let srv = TestServer::start_full(v1, ServerLimits::default(), Some(path.clone())).await;
+    let srv = TestServer::start_full(
+        v1,
+        ServerLimits::default(),
+        Some(path.clone()),
+        Default::default(),
+    )
+    .await;
     let mut a = srv.admin(Some(ADMIN_TOKEN)).await;
     std::fs::write(&path, "version = \"file-2\"\n").unwrap();
     let r = a

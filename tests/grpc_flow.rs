@@ -361,14 +361,14 @@ async fn counters_survive_a_policy_reload_and_a_bad_file_keeps_the_old_policy() 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, &changed).unwrap();
-    tollgate::server::reload_policy(&srv.engine, &path).unwrap();
+    tollgate::reload::reload_policy(&srv.engine, &path).unwrap();
     let r = c.assess(login.clone()).await.unwrap().into_inner();
     assert_eq!(r.policy_version, "keys-test-2");
     assert_eq!(decision(&r), pb::Decision::Block, "{r:?}");
 
     // A broken file is rejected with its line; the old policy keeps serving.
     std::fs::write(&path, "version = \"broken\"\n[[limit]]\nid = \"x\"\nkey = \"ip\"\nrate = \"0/1h\"\naction = \"block\"\n").unwrap();
-    let err = tollgate::server::reload_policy(&srv.engine, &path).unwrap_err();
+    let err = tollgate::reload::reload_policy(&srv.engine, &path).unwrap_err();
     assert!(err.to_string().contains("policy.toml:5:"), "{err}");
     let r = c.assess(login).await.unwrap().into_inner();
     assert_eq!(r.policy_version, "keys-test-2");

@@ -2,8 +2,8 @@
 
 use super::file::{ActionName, BackoffFile, CountName, KeyName, LimitFile, PolicyFile, RuleCommon};
 use super::{
-    Action, BackoffParams, BackoffRule, Costs, Count, KeyKind, LimitRule, PolicyError, Problem,
-    Rule, Snapshot,
+    Action, BackoffParams, BackoffRule, Costs, Count, KeyKind, LimitRule, ListNames, PolicyError,
+    Problem, Rule, Snapshot,
 };
 use crate::decision::StepUpMethod;
 use crate::keys::domain_tag;
@@ -29,8 +29,14 @@ const MAX_RULES: usize = 200;
 const MAX_MESSAGE_LEN: usize = 200;
 const DURATION_EXAMPLES: &str = "use e.g. \"30s\", \"10m\", \"1h\", \"1d\"";
 
-/// Reads and compiles a policy file.
+/// Reads and compiles a policy file, without knowing which custom lists the
+/// service has (offline checks).
 pub fn load_file(path: &Path) -> Result<Snapshot, PolicyError> {
+    load_file_with(path, &ListNames::default())
+}
+
+/// Reads and compiles a policy file against the custom lists configured.
+pub fn load_file_with(path: &Path, names: &ListNames) -> Result<Snapshot, PolicyError> {
     let name = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| {
         PolicyError(vec![Problem {
@@ -39,15 +45,21 @@ pub fn load_file(path: &Path) -> Result<Snapshot, PolicyError> {
             message: format!("cannot read: {e}"),
         }])
     })?;
-    compile(&name, &src)
+    compile_with(&name, &src, names)
 }
 
 /// Compiles policy text; `name` is used in error messages and logs.
 pub fn compile(name: &str, src: &str) -> Result<Snapshot, PolicyError> {
+    compile_with(name, src, &ListNames::default())
+}
+
+/// Compiles policy text against the custom lists configured.
+pub fn compile_with(name: &str, src: &str, names: &ListNames) -> Result<Snapshot, PolicyError> {
     let mut c = Compiler {
         file: name,
         src,
         problems: Vec::new(),
+        names,
     };
     let parsed: PolicyFile = match toml::from_str(src) {
         Ok(p) => p,
@@ -74,7 +86,8 @@ pub fn compile(name: &str, src: &str) -> Result<Snapshot, PolicyError> {
 pub(super) struct Compiler<'a> {
     file: &'a str,
     src: &'a str,
-    problems: Vec<Problem>,
+    pub(super) problems: Vec<Problem>,
+    names: &'a ListNames,
 }
 
 impl Compiler<'_> {
@@ -166,6 +179,12 @@ impl Compiler<'_> {
             .filter_map(|l| self.limit(l, &ctx, v4, v6))
             .collect();
         let backoff = p.backoff.as_ref().and_then(|b| self.backoff(b, &ctx));
+        let names = self.names;
+        let signals = p
+            .signals
+            .iter()
+            .filter_map(|s| self.signal(s, &ctx, names))
+            .collect();
         let session = p.session.as_ref().map(|s| self.session(s));
         let account = p.account.as_ref().map(|a| self.account(a));
         let phone = p.phone.as_ref().map(|ph| self.phone(ph));
@@ -182,6 +201,7 @@ impl Compiler<'_> {
             step_up_methods: methods,
             limits,
             backoff,
+            signals,
             session,
             account,
             phone,
@@ -222,6 +242,7 @@ impl Compiler<'_> {
             .iter()
             .map(|l| &l.id)
             .chain(p.backoff.iter().map(|b| &b.id))
+            .chain(p.signals.iter().map(|s| &s.id))
             .collect();
         ids.sort_by_key(|id| id.span().start);
         let mut first: HashMap<&str, usize> = HashMap::new();
@@ -258,7 +279,12 @@ impl Compiler<'_> {
         x as u8
     }
 
-    fn rule(&mut self, r: RuleCommon<'_>, d: &Defaults, default_message: String) -> Option<Rule> {
+    pub(super) fn rule(
+        &mut self,
+        r: RuleCommon<'_>,
+        d: &Defaults,
+        default_message: String,
+    ) -> Option<Rule> {
         let id = r.id.get_ref();
         let before = self.problems.len();
         if !valid_id(id) {

@@ -24,6 +24,8 @@ pub struct PolicyFile {
     pub account: Option<AccountFile>,
     pub phone: Option<PhoneFile>,
     pub conversion: Option<ConversionFile>,
+    #[serde(default, rename = "signal")]
+    pub signals: Vec<SignalFile>,
     /// Cost of one code per destination region (`FR = 7`), and `default`.
     pub costs: Option<BTreeMap<String, Spanned<u32>>>,
 }
@@ -169,6 +171,68 @@ rule_table!(
         cost: bool,
     }
 );
+
+rule_table!(
+    /// `[[signal]]`: fires when every condition given holds. A condition on a
+    /// fact tollgate does not know (no number, no database) never holds.
+    SignalFile {
+        phone_type: Option<Spanned<Vec<Spanned<NumberTypeName>>>>,
+        phone_valid: Option<bool>,
+        phone_region_in: Option<Spanned<Vec<Spanned<String>>>>,
+        phone_region_not_in: Option<Spanned<Vec<Spanned<String>>>>,
+        ip_country_in: Option<Spanned<Vec<Spanned<String>>>>,
+        ip_country_not_in: Option<Spanned<Vec<Spanned<String>>>>,
+        /// The IP's country differs from the number's region (both known).
+        country_mismatch: Option<bool>,
+        /// Any of these anonymity flags.
+        ip_anonymous: Option<Spanned<Vec<Spanned<AnonymityName>>>>,
+        ip_connection: Option<Spanned<Vec<Spanned<ConnectionName>>>>,
+        /// In any of these custom network lists (`--ip-list NAME=PATH`).
+        ip_list: Option<Spanned<Vec<Spanned<String>>>>,
+        /// The IP's ASN is in any of these custom ASN lists (`--asn-list NAME=PATH`).
+        asn_list: Option<Spanned<Vec<Spanned<String>>>>,
+        /// The IP's ASN is one of these.
+        asn_in: Option<Spanned<Vec<u32>>>,
+    }
+);
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberTypeName {
+    Mobile,
+    FixedLine,
+    FixedLineOrMobile,
+    TollFree,
+    PremiumRate,
+    SharedCost,
+    Voip,
+    Personal,
+    Pager,
+    Uan,
+    Voicemail,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AnonymityName {
+    Anonymous,
+    Vpn,
+    Hosting,
+    PublicProxy,
+    ResidentialProxy,
+    Tor,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionName {
+    Dialup,
+    CableDsl,
+    Corporate,
+    Cellular,
+    Satellite,
+}
 
 rule_table!(
     /// `[backoff]`: exponential backoff between OTP sends to one number.

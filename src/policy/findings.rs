@@ -8,6 +8,7 @@ use crate::limits::conversion::Label;
 use crate::limits::session::{SessionFinding, SessionState};
 use crate::limits::CheckResults;
 use crate::request::{AssessInput, Event};
+use crate::signals::Signals;
 use std::time::Duration;
 
 /// The rules that fired, and what they ask to change.
@@ -36,6 +37,7 @@ pub struct Asked<'r, 'a> {
 pub fn collect<'a>(
     snap: &'a Snapshot,
     input: &AssessInput,
+    signals: &Signals,
     asked: &Asked<'_, 'a>,
     r: &CheckResults,
     now: u64,
@@ -50,6 +52,11 @@ pub fn collect<'a>(
         })
     };
 
+    for s in &snap.signals {
+        if s.rule.applies(ev, ch) && s.when.holds(signals) {
+            fire(&s.rule, None);
+        }
+    }
     for (rule, wait) in asked.rate_rules.iter().zip(&r.rates) {
         if let Some(w) = wait {
             fire(rule, Some(*w));

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod file;
 pub mod findings;
 pub mod lifecycle;
+pub mod signal_rules;
 
 use crate::decision::{StepUpMethod, Verdict};
 use crate::request::{Channel, Event};
@@ -17,10 +18,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use compile::{compile, load_file, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
+pub use compile::{
+    compile, compile_with, load_file, load_file_with, DEFAULT_POLICY, DEFAULT_POLICY_NAME,
+};
 pub use eval::{evaluate, Fired};
 pub use governor::Quota;
 pub use lifecycle::{AccountRules, ConversionRules, Costs, PhoneRules, SessionRules};
+pub use signal_rules::{ListNames, SignalRule};
 
 /// What a limit is keyed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +165,7 @@ pub struct Snapshot {
     pub step_up_methods: Vec<StepUpMethod>,
     pub limits: Vec<LimitRule>,
     pub backoff: Option<BackoffRule>,
+    pub signals: Vec<SignalRule>,
     pub session: Option<SessionRules>,
     pub account: Option<AccountRules>,
     pub phone: Option<PhoneRules>,
@@ -177,6 +182,7 @@ impl Snapshot {
             .iter()
             .map(|l| &*l.rule.id)
             .chain(self.backoff.iter().map(|b| &*b.rule.id))
+            .chain(self.signals.iter().map(|s| &*s.rule.id))
     }
 }
 

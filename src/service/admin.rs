@@ -7,10 +7,9 @@ use crate::engine::{Engine, SubjectView};
 use crate::limits::{List, ResetScope, StateStore};
 use crate::metrics;
 use crate::proto::v1 as pb;
+use crate::reload::Reload;
 use crate::request::{check_text, AdminSubject, RequestError, Violations};
-use crate::server::reload_policy;
 use crate::signals::{ip, CountryCode};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -268,15 +267,12 @@ fn state(v: &SubjectView) -> pb::SubjectState {
 /// `tollgate.v1.AdminService`.
 pub struct AdminApi<S> {
     engine: Arc<Engine<S>>,
-    policy_path: Option<PathBuf>,
+    reloader: Arc<dyn Reload>,
 }
 
 impl<S> AdminApi<S> {
-    pub fn new(engine: Arc<Engine<S>>, policy_path: Option<PathBuf>) -> Self {
-        AdminApi {
-            engine,
-            policy_path,
-        }
+    pub fn new(engine: Arc<Engine<S>>, reloader: Arc<dyn Reload>) -> Self {
+        AdminApi { engine, reloader }
     }
 }
 
@@ -477,22 +473,19 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
         let who = caller(&req);
         audit("reload_policy", &who, "", "");
-        let Some(path) = &self.policy_path else {
+        if !self.reloader.has_policy_file() {
             return Err(Status::failed_precondition(
                 "tollgate was started without --policy: the built-in policy has nothing to reload",
             ));
-        };
-        Ok(Response::new(match reload_policy(&self.engine, path) {
-            Ok(()) => pb::ReloadPolicyResponse {
-                ok: true,
-                version: self.engine.policy().version.to_string(),
-                problems: Vec::new(),
-            },
-            Err(e) => pb::ReloadPolicyResponse {
-                ok: false,
-                version: self.engine.policy().version.to_string(),
-                problems: e.0.iter().map(ToString::to_string).collect(),
-            },
+        }
+        let r = self.reloader.clone();
+        let outcome = tokio::task::spawn_blocking(move || r.reload())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ReloadPolicyResponse {
+            ok: outcome.problems.is_empty(),
+            version: outcome.policy_version,
+            problems: outcome.problems,
         }))
     }
 }

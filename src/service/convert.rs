@@ -235,6 +235,7 @@ impl From<Assessment> for pb::AssessResponse {
             policy_version,
         } = a.decision;
         let phone = a.signals.phone.as_ref();
+        let ip = a.signals.ip.as_ref().map(|i| &i.facts);
         pb::AssessResponse {
             assessment_id: a.id.to_string(),
             decision: verdict(v) as i32,
@@ -262,7 +263,20 @@ impl From<Assessment> for pb::AssessResponse {
                     .map(|p| p.number_type.as_str().to_owned())
                     .unwrap_or_default(),
                 phone_valid: phone.is_some_and(|p| p.valid),
-                ..Default::default()
+                ip_country: ip
+                    .and_then(|f| f.country)
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                asn: ip.and_then(|f| f.asn).unwrap_or(0),
+                asn_org: ip
+                    .and_then(|f| f.as_org.as_deref())
+                    .unwrap_or_default()
+                    .to_owned(),
+                ip_tor: ip.is_some_and(|f| f.anonymous.tor_exit),
+                ip_vpn: ip.is_some_and(|f| f.anonymous.vpn),
+                ip_hosting: ip.is_some_and(|f| f.anonymous.hosting),
+                ip_proxy: ip
+                    .is_some_and(|f| f.anonymous.public_proxy || f.anonymous.residential_proxy),
             }),
             policy_version: policy_version.to_string(),
         }

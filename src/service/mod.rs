@@ -45,6 +45,7 @@ pub fn to_status(e: ServiceError) -> Status {
         ServiceError::Engine(e @ EngineError::UnknownAssessment(_)) => {
             Status::not_found(e.to_string())
         }
+        ServiceError::Engine(e @ EngineError::NotReady) => Status::unavailable(e.to_string()),
         ServiceError::Engine(EngineError::Store(e)) => {
             tracing::warn!(error = %e, "state store call failed");
             Status::unavailable("state store unavailable")

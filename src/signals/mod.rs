@@ -3,6 +3,7 @@
 //! The policy reads these, and limits are keyed on the subjects they name
 //! ([`Signals::subject`]). Phone facts come from [`phone`]; IP facts from [`ip`].
 
+pub mod data;
 pub mod datafile;
 pub mod geo;
 pub mod ip;
@@ -11,6 +12,7 @@ pub mod phone;
 
 use crate::policy::KeyKind;
 use crate::request::AssessInput;
+use data::{DataSet, IpSignals};
 use std::fmt;
 
 pub use phone::{NumberType, PhoneFacts};
@@ -56,6 +58,8 @@ impl fmt::Display for CountryCode {
 #[derive(Debug, Clone, Default)]
 pub struct Signals {
     pub phone: Option<PhoneFacts>,
+    /// What the data files say about the IP (absent without an IP).
+    pub ip: Option<IpSignals>,
 }
 
 /// Scratch space for subjects that are not a slice of the request (IP octets,
@@ -63,9 +67,10 @@ pub struct Signals {
 pub type SubjectBuf = [u8; 18];
 
 impl Signals {
-    pub fn gather(input: &AssessInput) -> Signals {
+    pub fn gather(input: &AssessInput, data: &DataSet) -> Signals {
         Signals {
             phone: input.phone.as_ref().map(phone::facts),
+            ip: input.ip.map(|ip| data.lookup(ip)),
         }
     }
 

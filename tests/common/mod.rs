@@ -13,9 +13,11 @@ use tollgate::clock::FakeClock;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
 use tollgate::limits::MemoryStore;
-use tollgate::policy::{compile, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
+use tollgate::policy::{compile_with, ListNames, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
 use tollgate::proto::v1 as pb;
+use tollgate::reload::Reloader;
 use tollgate::server::{serve, ServerLimits};
+use tollgate::signals::data::{DataSet, DataSources};
 use tonic::transport::Channel;
 
 pub use pb::risk_service_client::RiskServiceClient;
@@ -34,6 +36,7 @@ pub struct TestServer {
     pub admin_addr: SocketAddr,
     pub clock: FakeClock,
     pub engine: Arc<Engine<MemoryStore>>,
+    pub reloader: Arc<Reloader<MemoryStore>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -49,29 +52,45 @@ impl TestServer {
     }
 
     pub async fn start_with(policy: &str, limits: ServerLimits) -> Self {
-        Self::start_full(policy, limits, None).await
+        Self::start_full(policy, limits, None, DataSources::default()).await
     }
 
-    /// With `policy_path`, AdminService ReloadPolicy reloads that file.
+    /// With `policy_path`, AdminService ReloadPolicy reloads that file. The data
+    /// files of `sources` are loaded before serving (a file that fails leaves
+    /// the server not ready).
     pub async fn start_full(
         policy: &str,
         limits: ServerLimits,
         policy_path: Option<std::path::PathBuf>,
+        sources: DataSources,
     ) -> Self {
         let name = if policy == DEFAULT_POLICY {
             DEFAULT_POLICY_NAME
         } else {
             "test.toml"
         };
-        let snapshot = compile(name, policy).unwrap_or_else(|e| panic!("test policy: {e}"));
+        let sources = Arc::new(sources);
+        let names = ListNames {
+            ip: sources.ip_list_names(),
+            asn: sources.asn_list_names(),
+            checked: true,
+        };
+        let snapshot =
+            compile_with(name, policy, &names).unwrap_or_else(|e| panic!("test policy: {e}"));
         let clock = FakeClock::new();
         let engine = Arc::new(Engine::new(
             snapshot,
             MemoryStore::new(100_000),
             KeyHasher::from_secret(b"test secret"),
             Arc::new(clock.clone()),
-            EngineOptions::default(),
+            EngineOptions {
+                list_names: names,
+                ..EngineOptions::default()
+            },
         ));
+        engine.set_data(DataSet::unloaded(sources.clone()));
+        let reloader = Arc::new(Reloader::new(engine.clone(), policy_path, sources));
+        reloader.reload_data();
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin_listener.local_addr().unwrap();
@@ -82,7 +101,7 @@ impl TestServer {
                 &format!("helpdesk {ADMIN_TOKEN}\n"),
             )
             .unwrap(),
-            policy_path,
+            reloader: reloader.clone(),
         });
         let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = grpc.local_addr().unwrap();
@@ -102,6 +121,7 @@ impl TestServer {
             .expect("server runs");
         });
         TestServer {
+            reloader,
             addr,
             metrics_addr,
             admin_addr,
