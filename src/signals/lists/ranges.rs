@@ -1,10 +1,13 @@
 //! The lookup form of an address list: sorted, merged, non-adjacent address
 //! ranges (`u32` for IPv4, `u128` for IPv6), searched by bisection.
 //!
-//! Why not a prefix trie: membership is all the lists need, and a bisection over
-//! a flat array of range starts is about three times faster than a prefix-trie
-//! longest-prefix match on a 50k-network list (see `benches/signals.rs`, which
-//! measures both), with no per-node pointers to chase.
+//! Why not a prefix trie (`prefix-trie`, the well-kept crate for this): on a
+//! 50k-network list `benches/signals.rs` measures both, and lookups cost the
+//! same (about 30 ns) while the trie takes ten times the memory (3.2 MB against
+//! about 0.3 MB: 8 bytes per IPv4 range, 32 per IPv6 one). Membership is all
+//! the lists need, and for that two sorted arrays and `partition_point` are
+//! enough; the bench keeps the trie as a baseline so the choice can be
+//! re-checked.
 
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
