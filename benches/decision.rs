@@ -1,0 +1,349 @@
+//! The in-process decision: the engine without gRPC, the default policy, every
+//! signal loaded (a 50k-network VPN list, a 2k Tor list, a country+ASN MMDB
+//! of 5k networks) and at least a million tracked keys in the store.
+//!
+//! The policy is the default one with its send budgets raised: no daily budget
+//! survives hundreds of thousands of sends in a few simulated seconds, and the
+//! allow path must stay allowed to be measured. Four codes in five are
+//! reported verified, as real traffic does, so conversion stays healthy.
+//!
+//! Cases: signal gathering alone; an allowed OTP send to a subject never seen
+//! (cold keys); an allowed OTP send to subjects already tracked (hot keys); a
+//! throttled send (the same number again). Criterion reports medians; a second
+//! pass times single calls and prints p50 / p99 / p99.9, which Criterion does
+//! not.
+//!
+//! `cargo bench --bench decision`
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use mmdb_writer::ipnet::IpNet;
+use mmdb_writer::{IpVersion, Value, Writer};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tollgate::clock::FakeClock;
+use tollgate::decision::Verdict;
+use tollgate::engine::{Engine, EngineOptions};
+use tollgate::keys::KeyHasher;
+use tollgate::limits::{MemoryStore, StateStore};
+use tollgate::policy::{compile_with, ListNames, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
+use tollgate::request::{AssessInput, Channel, Event};
+use tollgate::signals::data::{DataSet, DataSources, Feeds};
+use tollgate::signals::Signals;
+
+/// Simulated time between two requests: 10 requests a second of scattered
+/// French traffic, which the default per-range limits let through.
+const STEP: Duration = Duration::from_millis(100);
+
+/// The memory store answers at once: poll once, no runtime.
+fn now<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the memory store never waits"),
+    }
+}
+
+/// xorshift: deterministic inputs.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn write_data(dir: &Path) -> DataSources {
+    let mut rng = Rng(0x5eed);
+    let mut cidrs = String::new();
+    for _ in 0..50_000 {
+        let a = Ipv4Addr::from((rng.next() as u32) & 0xffff_ff00);
+        cidrs.push_str(&format!("{a}/{}\n", 20 + rng.next() % 9));
+    }
+    std::fs::write(dir.join("vpn.txt"), cidrs).unwrap();
+    let mut tor = String::new();
+    for _ in 0..2_000 {
+        tor.push_str(&format!("{}\n", Ipv4Addr::from(rng.next() as u32)));
+    }
+    std::fs::write(dir.join("tor.txt"), tor).unwrap();
+    let mut w = Writer::builder("Bench-Country-ASN")
+        .ip_version(IpVersion::V6)
+        .build();
+    // French addresses, as French customers have (no country mismatch).
+    let countries = ["FR"; 8];
+    for i in 0..5_000u32 {
+        let net: IpNet = format!("{}/20", Ipv4Addr::from(i << 12)).parse().unwrap();
+        let rec = Value::map([
+            (
+                "country",
+                Value::map([("iso_code", Value::from(countries[i as usize % 8]))]),
+            ),
+            ("autonomous_system_number", Value::from(64_512 + i % 500)),
+            (
+                "autonomous_system_organization",
+                Value::from(format!("AS org {}", i % 500)),
+            ),
+        ]);
+        w.insert_value(net, rec).unwrap();
+    }
+    std::fs::write(dir.join("geo.mmdb"), w.to_bytes().unwrap()).unwrap();
+    DataSources {
+        files: vec![
+            (Feeds::Mmdb, dir.join("geo.mmdb")),
+            (Feeds::TorExits, dir.join("tor.txt")),
+            (Feeds::VpnNetworks, dir.join("vpn.txt")),
+        ],
+    }
+}
+
+/// An OTP send for subject `n`: its own number, IP (inside the MMDB's space,
+/// so every lookup finds a record), device, account and session.
+/// Subjects are scattered (a bijective mix of `n`), as real ones are: numbers
+/// over all French mobile ranges, IPs over the database's networks.
+fn request(n: u64) -> AssessInput {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    AssessInput {
+        event: Event::OtpSend,
+        channel: Some(Channel::Sms),
+        phone: Some(format!("+336{:08}", z % 100_000_000).parse().unwrap()),
+        email: None,
+        ip: Some(IpAddr::V4(Ipv4Addr::from(
+            ((z >> 32) as u32 % (5_000 << 12)) | 1,
+        ))),
+        device_id: Some(format!("device-{n}")),
+        account_id: Some(format!("account-{n}")),
+        session_id: Some(format!("session-{n}")),
+        user_agent: None,
+        tenant: None,
+        amount_minor: None,
+        currency: None,
+        attributes: Vec::new(),
+    }
+}
+
+/// Requests from `from` on whose number is valid (the allow path is about
+/// real customers; random digits also hit unallocated ranges).
+fn valid_requests(from: u64) -> impl Iterator<Item = AssessInput> {
+    (from..)
+        .map(request)
+        .filter(|r| tollgate::signals::phone::facts(r.phone.as_ref().unwrap()).valid)
+}
+
+struct Bench {
+    engine: Engine<MemoryStore>,
+    clock: FakeClock,
+    data: Arc<DataSet>,
+    next: u64,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = Arc::new(write_data(dir.path()));
+    let names = ListNames {
+        ip: vec![],
+        asn: vec![],
+        checked: true,
+    };
+    let text = DEFAULT_POLICY
+        .replace("rate = \"100000/1d\"", "rate = \"1000000000/1d\"")
+        .replace("rate = \"2000/1h\"", "rate = \"1000000000/1h\"")
+        .replace("rate = \"1000000/1d\"", "rate = \"1000000000/1d\"");
+    assert_eq!(
+        text.matches("1000000000/").count(),
+        3,
+        "the three budgets were raised"
+    );
+    let policy = compile_with(DEFAULT_POLICY_NAME, &text, &names).unwrap();
+    let clock = FakeClock::new();
+    let engine = Engine::new(
+        policy,
+        MemoryStore::new(4_000_000),
+        KeyHasher::from_secret(b"bench"),
+        Arc::new(clock.clone()),
+        EngineOptions {
+            list_names: names,
+            ..EngineOptions::default()
+        },
+    );
+    let (data, report) = DataSet::load(sources, None);
+    assert!(report.iter().all(|r| r.result.is_ok()), "{report:?}");
+    engine.set_data(data);
+    // Track at least a million keys: every send touches about ten limiters.
+    let mut next = 1_000_000;
+    let started = Instant::now();
+    while engine.store().stats().rate_keys < 1_000_000 {
+        let a = now(engine.assess(&request(next))).unwrap();
+        if next % 5 != 0 {
+            now(engine.report(&verified(a.id))).unwrap();
+        }
+        next += 1;
+        clock.advance(STEP);
+    }
+    let s = engine.store().stats();
+    eprintln!(
+        "setup: {} requests in {:.1?}: {} rate keys, {} phone, {} session, {} account, {} remembered assessments",
+        next - 1_000_000,
+        started.elapsed(),
+        s.rate_keys,
+        s.phone_keys,
+        s.session_keys,
+        s.account_keys,
+        s.assessments
+    );
+    let data = engine.data();
+    Bench {
+        engine,
+        clock,
+        data,
+        next,
+        _dir: dir,
+    }
+}
+
+fn verified(id: tollgate::request::AssessmentId) -> tollgate::request::ReportInput {
+    tollgate::request::ReportInput {
+        assessment_id: Some(id),
+        outcome: tollgate::request::Outcome::OtpVerified,
+        phone: None,
+        email: None,
+        account_id: None,
+        session_id: None,
+        device_id: None,
+        tenant: None,
+    }
+}
+
+/// Runs `f` `n` times; `f` times the part to measure and returns it. Prints
+/// percentiles.
+fn percentiles(name: &str, n: usize, mut f: impl FnMut() -> Duration) {
+    let mut t: Vec<Duration> = (0..n).map(|_| f()).collect();
+    t.sort();
+    let p = |q: f64| t[((t.len() as f64 * q) as usize).min(t.len() - 1)];
+    eprintln!(
+        "{name:<28} p50 {:>8.2?}  p99 {:>8.2?}  p99.9 {:>8.2?}  ({n} calls)",
+        p(0.50),
+        p(0.99),
+        p(0.999)
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let mut b = setup();
+    let hot_base = 1_000_000u64;
+
+    // Percentiles first, on the same engine.
+    let inputs: Vec<AssessInput> = valid_requests(10_000_000).take(200_000).collect();
+    let mut i = 0;
+    percentiles("signals/gather", inputs.len(), || {
+        let s = Instant::now();
+        std::hint::black_box(Signals::gather(&inputs[i], &b.data));
+        i += 1;
+        s.elapsed()
+    });
+    let mut i = 0;
+    let mut allowed = 0;
+    let mut why = std::collections::BTreeMap::new();
+    percentiles("assess/allow_cold", inputs.len(), || {
+        let s = Instant::now();
+        let r = now(b.engine.assess(&inputs[i])).unwrap();
+        let took = s.elapsed();
+        allowed += usize::from(r.decision.verdict == Verdict::Allow);
+        for reason in &r.decision.reasons {
+            *why.entry(reason.code.to_string()).or_insert(0usize) += 1;
+        }
+        if i % 5 != 0 {
+            now(b.engine.report(&verified(r.id))).unwrap();
+        }
+        i += 1;
+        b.clock.advance(STEP);
+        took
+    });
+    eprintln!(
+        "    allowed: {allowed} of {}; reasons: {why:?}",
+        inputs.len()
+    );
+    if allowed * 100 < inputs.len() * 95 {
+        let r = now(b.engine.assess(&request(99_999_999))).unwrap();
+        eprintln!("    e.g. {:?}", r.decision.reasons);
+    }
+    assert!(
+        allowed * 100 >= inputs.len() * 95,
+        "the allow path was measured"
+    );
+    // Hot: subjects tracked since setup, each seen again after an hour (past
+    // its backoff and limits).
+    b.clock.advance(Duration::from_secs(3600));
+    let hot: Vec<AssessInput> = valid_requests(hot_base).take(200_000).collect();
+    let mut i = 0;
+    let mut allowed = 0;
+    percentiles("assess/allow_hot", hot.len(), || {
+        let s = Instant::now();
+        let r = now(b.engine.assess(&hot[i])).unwrap();
+        let took = s.elapsed();
+        allowed += usize::from(r.decision.verdict == Verdict::Allow);
+        if i % 5 != 0 {
+            now(b.engine.report(&verified(r.id))).unwrap();
+        }
+        i += 1;
+        b.clock.advance(STEP);
+        took
+    });
+    eprintln!("    allowed: {allowed} of {}", hot.len());
+    assert!(
+        allowed * 100 >= hot.len() * 95,
+        "the allow path was measured"
+    );
+    let same = request(7);
+    let mut blocked = 0;
+    percentiles("assess/throttled", 200_000, || {
+        let s = Instant::now();
+        let r = now(b.engine.assess(&same)).unwrap();
+        let took = s.elapsed();
+        blocked += usize::from(r.decision.verdict != Verdict::Allow);
+        took
+    });
+    assert!(blocked >= 199_999, "the throttled path was measured");
+
+    let mut g = c.benchmark_group("decision");
+    g.bench_function("signals_gather", |bench| {
+        let mut i = 0usize;
+        bench.iter(|| {
+            i = (i + 1) % inputs.len();
+            Signals::gather(&inputs[i], &b.data)
+        })
+    });
+    g.bench_function("assess_allow_cold", |bench| {
+        bench.iter(|| {
+            b.next += 1;
+            b.clock.advance(STEP);
+            let r = now(b.engine.assess(&request(20_000_000 + b.next))).unwrap();
+            if b.next % 5 != 0 {
+                now(b.engine.report(&verified(r.id))).unwrap();
+            }
+            r
+        })
+    });
+    g.bench_function("assess_throttled", |bench| {
+        bench.iter(|| now(b.engine.assess(&same)).unwrap())
+    });
+    g.finish();
+    let s = b.engine.store().stats();
+    eprintln!("end: {} rate keys", s.rate_keys);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(30);
+    targets = bench
+}
+criterion_main!(benches);
