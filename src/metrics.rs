@@ -34,6 +34,8 @@ pub const CONVERSION_RATIO: &str = "tollgate_conversion_ratio";
 pub const PROTECTIONS_ACTIVE: &str = "tollgate_protections_active";
 pub const PROTECTION_ACTIVATIONS: &str = "tollgate_protection_activations_total";
 pub const ADMIN_ACTIONS: &str = "tollgate_admin_actions_total";
+pub const AUDIT_DROPPED: &str = "tollgate_audit_dropped_total";
+pub const AUDIT_WRITE_ERRORS: &str = "tollgate_audit_write_errors_total";
 
 /// Latency buckets from 5 µs to 1 s: the engine answers in microseconds, the
 /// RPC in well under a millisecond; the upper buckets catch store stalls.
@@ -109,6 +111,14 @@ fn describe() {
         "Automatic conversion protections started, by scope."
     );
     describe_counter!(ADMIN_ACTIONS, "AdminService calls, by action.");
+    describe_counter!(
+        AUDIT_DROPPED,
+        "Audit records dropped because the audit queue was full (or closed): the decision went ahead, its evidence line is missing."
+    );
+    describe_counter!(
+        AUDIT_WRITE_ERRORS,
+        "Audit records that could not be written to the audit sink (I/O errors)."
+    );
 }
 
 pub fn decision(input: &AssessInput, d: &Decision, took: Duration) {
@@ -204,4 +214,15 @@ pub fn conversion(windows: &[(Label, ConversionStats)], now: u64) {
 
 pub fn admin_action(action: &'static str) {
     counter!(ADMIN_ACTIONS, "action" => action).increment(1);
+}
+
+/// One audit record dropped: the queue to the audit writer was full or closed.
+/// Called on the hot path, only when a record is dropped.
+pub fn audit_dropped() {
+    counter!(AUDIT_DROPPED).increment(1);
+}
+
+/// `n` audit records lost to an I/O error of the audit sink.
+pub fn audit_write_errors(n: u64) {
+    counter!(AUDIT_WRITE_ERRORS).increment(n);
 }
