@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_cli;
+pub mod audit;
 pub mod clock;
 pub mod decision;
 pub mod effects;
