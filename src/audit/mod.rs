@@ -215,6 +215,9 @@ enum Record {
     },
 }
 
+// Nearly every message is a `Record`: boxing it would only add an allocation
+// per decision.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Record(Record),
     /// From [`AuditTask::finish`]: close the queue, write the rest, stop.
@@ -411,6 +414,14 @@ pub struct AuditTask {
     thread: JoinHandle<()>,
     done: oneshot::Receiver<()>,
     counters: Arc<Counters>,
+}
+
+impl fmt::Debug for AuditTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditTask")
+            .field("stats", &self.stats())
+            .finish()
+    }
 }
 
 impl AuditTask {
