@@ -652,7 +652,7 @@ fn bad_settings_fail_at_start_and_say_what_is_wrong() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "audit queue capacity must be at least 1, got 0"
+        "audit queue capacity must be 1 to 16777216, got 0"
     );
 
     let e = Audit::start(

@@ -90,13 +90,14 @@
 
 mod line;
 mod sink;
+mod writer;
 
 use crate::clock::SharedClock;
 use crate::decision::Decision;
 use crate::metrics;
 use crate::request::{AdminSubject, AssessInput, AssessmentId, ReportInput};
 use crate::signals::Signals;
-use sink::{Failure, Out, RotatingFile, Sink};
+use sink::{Out, RotatingFile, Sink};
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
@@ -104,6 +105,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
+use writer::Writer;
 
 pub use line::{ATTRIBUTE_PREVIEW, USER_AGENT_PREVIEW};
 
@@ -144,11 +146,15 @@ impl fmt::Debug for AuditSink {
     }
 }
 
+/// The largest queue [`Audit::start`] accepts (16 Mi records).
+pub const MAX_CAPACITY: usize = 1 << 24;
+
 /// Restart-only audit settings.
 #[derive(Debug)]
 pub struct AuditConfig {
     pub sink: AuditSink,
-    /// Records the queue holds before new ones are dropped (at least 1).
+    /// Records the queue holds before new ones are dropped (1 to
+    /// [`MAX_CAPACITY`]).
     pub capacity: usize,
     /// Write identifiers in full instead of masked.
     pub unmasked: bool,
@@ -172,7 +178,7 @@ pub enum AuditError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("audit queue capacity must be at least 1, got {0}")]
+    #[error("audit queue capacity must be 1 to {MAX_CAPACITY}, got {0}")]
     Capacity(usize),
     #[error("audit log max_bytes must be at least 1, got 0 (for {path})")]
     MaxBytes { path: PathBuf },
@@ -275,8 +281,8 @@ impl Audit {
         config: AuditConfig,
         clock: SharedClock,
     ) -> Result<(Audit, AuditTask), AuditError> {
-        if config.capacity == 0 {
-            return Err(AuditError::Capacity(0));
+        if config.capacity == 0 || config.capacity > MAX_CAPACITY {
+            return Err(AuditError::Capacity(config.capacity));
         }
         let out = match config.sink {
             AuditSink::File {
@@ -298,12 +304,7 @@ impl Audit {
         let (tx, rx) = mpsc::channel(config.capacity);
         let (done_tx, done) = oneshot::channel();
         let counters = Arc::new(Counters::default());
-        let writer = Writer {
-            sink: Sink::new(out),
-            unmasked: config.unmasked,
-            counters: counters.clone(),
-            failing: false,
-        };
+        let writer = Writer::new(Sink::new(out), config.unmasked, counters.clone());
         let thread = std::thread::Builder::new()
             .name("tollgate-audit".into())
             .spawn(move || {
@@ -453,69 +454,5 @@ impl AuditTask {
             tracing::error!("the audit writer thread panicked; queued records are lost");
         }
         counters.stats()
-    }
-}
-
-/// Runs on the writer thread.
-struct Writer {
-    sink: Sink,
-    unmasked: bool,
-    counters: Arc<Counters>,
-    /// A write failed and was logged; cleared by the next success.
-    failing: bool,
-}
-
-impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut line = Vec::with_capacity(1024);
-        while let Some(first) = rx.blocking_recv() {
-            // Everything already queued goes out as one batch.
-            let mut next = Some(first);
-            while let Some(msg) = next {
-                match msg {
-                    // Senders now get an error (and count a drop); what is
-                    // queued is still received, then `blocking_recv` ends.
-                    Msg::Stop => rx.close(),
-                    Msg::Record(r) => {
-                        line.clear();
-                        line::write(&r, self.unmasked, &mut line);
-                        let pushed = self.sink.push(&line);
-                        self.settle(pushed);
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            let flushed = self.sink.flush();
-            self.settle(flushed);
-        }
-        let finished = self.sink.finish();
-        self.settle(finished);
-    }
-
-    /// Counts what a push or flush wrote or lost, and logs the first failure
-    /// of a run of them (not every one: a full disk would flood the logs).
-    fn settle(&mut self, result: Result<u64, Failure>) {
-        let c = &self.counters;
-        match result {
-            Ok(written) => {
-                c.written.fetch_add(written, Ordering::Relaxed);
-                if self.failing && written > 0 {
-                    self.failing = false;
-                    tracing::info!("audit log writes again");
-                }
-            }
-            Err(f) => {
-                c.write_errors.fetch_add(f.lost, Ordering::Relaxed);
-                metrics::audit_write_errors(f.lost);
-                if !self.failing {
-                    self.failing = true;
-                    tracing::error!(
-                        error = %f.error,
-                        lost = f.lost,
-                        "audit log write failed; records are lost until it recovers"
-                    );
-                }
-            }
-        }
     }
 }
