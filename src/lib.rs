@@ -19,20 +19,25 @@
 //! - [`effects`]: what a decision or a report changes (an allowed OTP send is a
 //!   send: backoff, unverified counts, session, conversion), applied after it.
 //! - [`engine`]: ties one request through the stages above.
+//! - [`audit`]: the evidence log: one JSON line per decision, report and admin
+//!   call, written off the hot path.
 //!
-//! Around them: [`clock`] (injected time), [`metrics`] (names and recording),
+//! Around them: [`clock`] (injected time), [`mask`] (masked identifiers for logs),
+//! [`metrics`] (names and recording),
 //! [`server`] (listeners, health, reflection, graceful shutdown), [`settings`]
 //! (restart-only process settings).
 
 #![forbid(unsafe_code)]
 
 pub mod admin_cli;
+pub mod audit;
 pub mod clock;
 pub mod decision;
 pub mod effects;
 pub mod engine;
 pub mod keys;
 pub mod limits;
+pub mod mask;
 pub mod metrics;
 pub mod policy;
 pub mod proto;

@@ -38,6 +38,8 @@ pub const DATA_RELOADS: &str = "tollgate_data_reloads_total";
 pub const DATA_ENTRIES: &str = "tollgate_data_entries";
 pub const DATA_LOAD_SECONDS: &str = "tollgate_data_load_seconds";
 pub const READY: &str = "tollgate_ready";
+pub const AUDIT_DROPPED: &str = "tollgate_audit_dropped_total";
+pub const AUDIT_WRITE_ERRORS: &str = "tollgate_audit_write_errors_total";
 
 /// Latency buckets from 5 µs to 1 s: the engine answers in microseconds, the
 /// RPC in well under a millisecond; the upper buckets catch store stalls.
@@ -129,6 +131,14 @@ fn describe() {
     describe_gauge!(
         READY,
         "1 once every data file has loaded and decisions are served, else 0."
+    );
+    describe_counter!(
+        AUDIT_DROPPED,
+        "Audit records dropped because the audit queue was full (or closed): the decision went ahead, its evidence line is missing."
+    );
+    describe_counter!(
+        AUDIT_WRITE_ERRORS,
+        "Audit records that could not be written to the audit sink (I/O errors)."
     );
 }
 
@@ -239,4 +249,15 @@ pub fn ready(ready: bool) {
 
 pub fn admin_action(action: &'static str) {
     counter!(ADMIN_ACTIONS, "action" => action).increment(1);
+}
+
+/// One audit record dropped: the queue to the audit writer was full or closed.
+/// Called on the hot path, only when a record is dropped.
+pub fn audit_dropped() {
+    counter!(AUDIT_DROPPED).increment(1);
+}
+
+/// `n` audit records lost to an I/O error of the audit sink.
+pub fn audit_write_errors(n: u64) {
+    counter!(AUDIT_WRITE_ERRORS).increment(n);
 }

@@ -43,7 +43,10 @@ const CATALOGUE: &[&str] = &[
 ];
 
 /// Histograms: their series carry `_bucket`, `_count` and `_sum` suffixes.
-const HISTOGRAMS: &[&str] = &["tollgate_assess_duration_seconds", "tollgate_report_duration_seconds"];
+const HISTOGRAMS: &[&str] = &[
+    "tollgate_assess_duration_seconds",
+    "tollgate_report_duration_seconds",
+];
 
 /// Metrics in `src/metrics.rs` that the rules and the dashboard deliberately
 /// leave out.
@@ -72,7 +75,11 @@ fn read(path: &str) -> String {
 /// whole output unless it succeeds.
 fn promtool(args: &[&str]) {
     let program = std::env::var_os("PROMTOOL").unwrap_or_else(|| "promtool".into());
-    let out: Output = match Command::new(&program).args(args).current_dir(root()).output() {
+    let out: Output = match Command::new(&program)
+        .args(args)
+        .current_dir(root())
+        .output()
+    {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
             "promtool is not installed ({program:?} not found). The alert-rule tests need it: \
@@ -129,25 +136,23 @@ fn catalogue_metric(name: &str) -> Option<&'static str> {
     if let Some(m) = CATALOGUE.iter().find(|m| **m == name) {
         return Some(m);
     }
-    HISTOGRAMS
-        .iter()
-        .copied()
-        .find(|h| name.strip_prefix(h).is_some_and(|suffix| ["_bucket", "_count", "_sum"].contains(&suffix)))
+    HISTOGRAMS.iter().copied().find(|h| {
+        name.strip_prefix(h)
+            .is_some_and(|suffix| ["_bucket", "_count", "_sum"].contains(&suffix))
+    })
 }
 
 /// The names in `text` that are neither catalogue metrics nor recorded series.
 fn unknown_series<'a>(text: &'a str, recorded: &BTreeSet<String>) -> Vec<&'a str> {
     series_names(text)
         .into_iter()
-        .filter(
-            |name| {
-                if name.contains(':') {
-                    !recorded.contains(*name)
-                } else {
-                    catalogue_metric(name).is_none()
-                }
-            },
-        )
+        .filter(|name| {
+            if name.contains(':') {
+                !recorded.contains(*name)
+            } else {
+                catalogue_metric(name).is_none()
+            }
+        })
         .collect()
 }
 
@@ -156,11 +161,17 @@ fn rules_use_only_catalogue_metrics() {
     let recorded = recorded_series();
     let rules = read(RULES);
     let unknown = unknown_series(&rules, &recorded);
-    assert!(unknown.is_empty(), "{RULES} uses series tollgate does not export: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "{RULES} uses series tollgate does not export: {unknown:?}"
+    );
     // Recorded series are built only from catalogue metrics (the check above
     // covers their expressions); a recorded name never shadows a raw metric.
     for name in &recorded {
-        assert!(name.contains(':'), "recorded series {name} must be named level:metric:operations");
+        assert!(
+            name.contains(':'),
+            "recorded series {name} must be named level:metric:operations"
+        );
     }
 }
 
@@ -171,7 +182,10 @@ fn rule_tests_feed_only_catalogue_metrics() {
     let recorded = recorded_series();
     let tests = read(RULE_TESTS);
     let unknown = unknown_series(&tests, &recorded);
-    assert!(unknown.is_empty(), "{RULE_TESTS} uses series tollgate does not export: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "{RULE_TESTS} uses series tollgate does not export: {unknown:?}"
+    );
 }
 
 /// `## Alert: TollgateX` -> `alert-tollgatex`, as GitHub makes heading anchors.
@@ -193,7 +207,9 @@ fn every_alert_has_severity_summary_description_and_a_runbook_that_exists() {
     let rules = read(RULES);
     let mut anchors = BTreeSet::new();
     for doc in RUNBOOK_DOCS {
-        let Ok(text) = std::fs::read_to_string(root().join(doc)) else { continue };
+        let Ok(text) = std::fs::read_to_string(root().join(doc)) else {
+            continue;
+        };
         for line in text.lines() {
             if let Some(heading) = line.strip_prefix('#').map(|h| h.trim_start_matches('#')) {
                 anchors.insert(github_anchor(heading));
@@ -216,7 +232,10 @@ fn every_alert_has_severity_summary_description_and_a_runbook_that_exists() {
         }
     }
     alerts.extend(current);
-    assert!(alerts.len() >= 7, "expected the alerts (a) to (g), found {alerts:?}");
+    assert!(
+        alerts.len() >= 7,
+        "expected the alerts (a) to (g), found {alerts:?}"
+    );
 
     for (name, body) in &alerts {
         let field = |key: &str| body.iter().find_map(|l| l.strip_prefix(key)).map(str::trim);
@@ -226,13 +245,20 @@ fn every_alert_has_severity_summary_description_and_a_runbook_that_exists() {
             "{name}: severity {severity:?} is not critical, warning or info"
         );
         for key in ["summary:", "description:"] {
-            assert!(field(key).is_some_and(|v| !v.is_empty()), "{name}: no {key} annotation");
+            assert!(
+                field(key).is_some_and(|v| !v.is_empty()),
+                "{name}: no {key} annotation"
+            );
         }
         let runbook = field("runbook:").unwrap_or_else(|| panic!("{name}: no runbook annotation"));
-        let anchor = runbook
-            .strip_prefix(RUNBOOK_BASE)
-            .unwrap_or_else(|| panic!("{name}: runbook {runbook} does not start with {RUNBOOK_BASE}"));
-        assert_eq!(anchor, format!("alert-{}", name.to_lowercase()), "{name}: runbook anchor");
+        let anchor = runbook.strip_prefix(RUNBOOK_BASE).unwrap_or_else(|| {
+            panic!("{name}: runbook {runbook} does not start with {RUNBOOK_BASE}")
+        });
+        assert_eq!(
+            anchor,
+            format!("alert-{}", name.to_lowercase()),
+            "{name}: runbook anchor"
+        );
         assert!(
             anchors.contains(anchor),
             "{name}: runbook anchor #{anchor} has no heading `Alert: {name}` in {RUNBOOK_DOCS:?}"
@@ -254,15 +280,25 @@ fn all_panels(dashboard: &Value) -> Vec<&Value> {
 }
 
 fn dashboard() -> Value {
-    serde_json::from_str(&read(DASHBOARD)).unwrap_or_else(|e| panic!("{DASHBOARD} is not JSON: {e}"))
+    serde_json::from_str(&read(DASHBOARD))
+        .unwrap_or_else(|e| panic!("{DASHBOARD} is not JSON: {e}"))
 }
 
 #[test]
 fn dashboard_is_importable() {
     let d = dashboard();
     assert_eq!(d["title"], "tollgate");
-    assert!(d["uid"].as_str().is_some_and(|u| !u.is_empty() && u.len() <= 40), "uid: {}", d["uid"]);
-    assert!(d["id"].is_null(), "an exported dashboard has no id (Grafana assigns one)");
+    assert!(
+        d["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty() && u.len() <= 40),
+        "uid: {}",
+        d["uid"]
+    );
+    assert!(
+        d["id"].is_null(),
+        "an exported dashboard has no id (Grafana assigns one)"
+    );
     assert!(d["schemaVersion"].as_u64().is_some(), "schemaVersion");
 
     // The import form asks for a Prometheus data source; the `datasource`
@@ -277,14 +313,18 @@ fn dashboard_is_importable() {
 
     let vars = d["templating"]["list"].as_array().expect("templating.list");
     let var = |name: &str| {
-        vars.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no templating variable {name:?}"))
+        vars.iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no templating variable {name:?}"))
     };
     assert_eq!(var("datasource")["type"], "datasource");
     assert_eq!(var("datasource")["query"], "prometheus");
     assert_eq!(var("datasource")["current"]["value"], input_ref.as_str());
     let country = var("country");
     assert!(
-        country["definition"].as_str().is_some_and(|q| q.contains("tollgate_otp_sends_total")),
+        country["definition"]
+            .as_str()
+            .is_some_and(|q| q.contains("tollgate_otp_sends_total")),
         "the country variable lists the countries OTP codes are sent to"
     );
 
@@ -297,7 +337,10 @@ fn dashboard_is_importable() {
     let mut titles = BTreeSet::new();
     for p in all_panels(&d) {
         let title = p["title"].as_str().unwrap_or_default();
-        assert!(ids.insert(p["id"].as_u64().expect("panel id")), "duplicate panel id in {title:?}");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "duplicate panel id in {title:?}"
+        );
         for k in ["x", "y", "w", "h"] {
             assert!(p["gridPos"][k].as_u64().is_some(), "{title:?}: gridPos.{k}");
         }
@@ -309,7 +352,10 @@ fn dashboard_is_importable() {
         let targets = p["targets"].as_array().filter(|t| !t.is_empty());
         for t in targets.unwrap_or_else(|| panic!("{title:?} has no queries")) {
             assert_eq!(t["datasource"], ds, "{title:?}: query data source");
-            assert!(t["expr"].as_str().is_some_and(|e| !e.trim().is_empty()), "{title:?}: empty expr");
+            assert!(
+                t["expr"].as_str().is_some_and(|e| !e.trim().is_empty()),
+                "{title:?}: empty expr"
+            );
         }
     }
     for wanted in [
@@ -327,7 +373,10 @@ fn dashboard_is_importable() {
         "Policy reloads",
         "Data reloads",
     ] {
-        assert!(titles.contains(wanted), "no panel {wanted:?}; panels: {titles:?}");
+        assert!(
+            titles.contains(wanted),
+            "no panel {wanted:?}; panels: {titles:?}"
+        );
     }
 }
 
@@ -374,7 +423,9 @@ fn dashboard_queries_are_valid_promql() {
     for (i, p) in all_panels(&d).into_iter().enumerate() {
         for t in p["targets"].as_array().into_iter().flatten() {
             let expr = t["expr"].as_str().expect("expr");
-            let expr = expr.replace("$__rate_interval", "5m").replace("$__range", "1d");
+            let expr = expr
+                .replace("$__rate_interval", "5m")
+                .replace("$__range", "1d");
             rules.push_str(&format!(
                 "      - record: dashboard:panel{i}:{}\n        expr: |\n",
                 t["refId"].as_str().unwrap_or("X")
@@ -401,7 +452,10 @@ fn metrics_module_exports_only_catalogue_names() {
         .filter_map(|l| l.split('"').nth(1))
         .filter(|name| name.starts_with("tollgate_"))
         .collect();
-    assert!(!exported.is_empty(), "found no metric names in src/metrics.rs");
+    assert!(
+        !exported.is_empty(),
+        "found no metric names in src/metrics.rs"
+    );
     for name in exported {
         assert!(
             CATALOGUE.contains(&name) || NOT_CHARTED.contains(&name),
@@ -417,7 +471,10 @@ fn series_names_finds_metrics_and_recordings_but_not_alert_names_or_urls() {
         runbook: https://github.com/tollgate/tollgate#alert-tollgatex  group tollgate.conversion"#;
     let names: Vec<_> = series_names(text).into_iter().collect();
     assert_eq!(names, ["job:tollgate_b:ratio", "tollgate_a_total"]);
-    assert_eq!(github_anchor(" Alert: TollgateConversionDrop"), "alert-tollgateconversiondrop");
+    assert_eq!(
+        github_anchor(" Alert: TollgateConversionDrop"),
+        "alert-tollgateconversiondrop"
+    );
     assert_eq!(
         catalogue_metric("tollgate_assess_duration_seconds_bucket"),
         Some("tollgate_assess_duration_seconds")

@@ -5,11 +5,12 @@
 use super::{to_status, ServiceError};
 use crate::engine::{Engine, SubjectView};
 use crate::limits::{List, ResetScope, StateStore};
+use crate::mask;
 use crate::metrics;
 use crate::proto::v1 as pb;
 use crate::reload::Reload;
 use crate::request::{check_text, AdminSubject, RequestError, Violations};
-use crate::signals::{ip, CountryCode};
+use crate::signals::CountryCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -129,34 +130,6 @@ pub fn authenticate(
             }
         }
     }
-}
-
-/// A subject for logs: masked, never the raw identifier.
-pub fn masked(s: &AdminSubject) -> String {
-    match s {
-        AdminSubject::Phone(p) => mask_phone(p.as_str()),
-        AdminSubject::Prefix(p) => format!("prefix {p}"),
-        AdminSubject::Account(a) => format!("account {}", mask_text(a)),
-        AdminSubject::Device(d) => format!("device {}", mask_text(d)),
-        AdminSubject::Session(x) => format!("session {}", mask_text(x)),
-        AdminSubject::Ip(a) => format!("ip in {}", ip::masked(*a)),
-        AdminSubject::Network(a, len) => format!("network {a}/{len}"),
-        AdminSubject::Country(c) => format!("country {c}"),
-    }
-}
-
-/// `+33612345678` -> `+336••••••78`.
-pub fn mask_phone(e164: &str) -> String {
-    let n = e164.chars().count();
-    e164.chars()
-        .enumerate()
-        .map(|(i, c)| if i < 4 || i + 2 >= n { c } else { '•' })
-        .collect()
-}
-
-fn mask_text(s: &str) -> String {
-    let head: String = s.chars().take(2).collect();
-    format!("{head}… ({} chars)", s.chars().count())
 }
 
 fn caller<T>(req: &Request<T>) -> Arc<str> {
@@ -299,7 +272,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let mut errs = Violations::default();
         let s = subject(req.into_inner().subject, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("get_subject", &who, &masked(&s), "");
+        audit("get_subject", &who, &mask::subject(&s), "");
         let view = self.engine.inspect(&s).await.map_err(failed)?;
         Ok(Response::new(pb::GetSubjectResponse {
             state: Some(state(&view)),
@@ -327,7 +300,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let (s, scope) = errs
             .finish(|| (s.expect("checked"), scope.expect("checked")))
             .map_err(invalid)?;
-        audit("reset_counters", &who, &masked(&s), &why);
+        audit("reset_counters", &who, &mask::subject(&s), &why);
         let view = self.engine.reset(&s, scope).await.map_err(failed)?;
         Ok(Response::new(pb::ResetCountersResponse {
             state: Some(state(&view)),
@@ -351,7 +324,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let d = duration(r.duration, &mut errs);
         let why = reason(r.reason, true, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("block", &who, &masked(&s), &why);
+        audit("block", &who, &mask::subject(&s), &why);
         self.engine
             .set_listing(List::Block, &s, d, &why)
             .await
@@ -369,7 +342,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let s = subject(r.subject, &mut errs);
         let why = reason(r.reason, false, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("unblock", &who, &masked(&s), &why);
+        audit("unblock", &who, &mask::subject(&s), &why);
         let was = self
             .engine
             .remove_listing(List::Block, &s)
@@ -398,7 +371,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let d = duration(r.duration, &mut errs);
         let why = reason(r.reason, true, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("allow", &who, &masked(&s), &why);
+        audit("allow", &who, &mask::subject(&s), &why);
         self.engine
             .set_listing(List::Safe, &s, d, &why)
             .await
@@ -416,7 +389,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let s = subject(r.subject, &mut errs);
         let why = reason(r.reason, false, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("disallow", &who, &masked(&s), &why);
+        audit("disallow", &who, &mask::subject(&s), &why);
         let was = self
             .engine
             .remove_listing(List::Safe, &s)
@@ -513,10 +486,5 @@ mod tests {
             Tokens::single("x", "short"),
             Err(TokenError::TooShort { .. })
         ));
-    }
-
-    #[test]
-    fn phones_are_masked() {
-        assert_eq!(mask_phone("+33612345678"), "+336••••••78");
     }
 }
