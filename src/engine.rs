@@ -2,6 +2,7 @@
 //! and evaluation -> effects (what the decision changes, metrics). Also the
 //! operator's view and changes of one subject (used by the AdminService).
 
+use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::decision::{Decision, Verdict};
 use crate::effects::{self, SubjectKeys};
@@ -116,6 +117,7 @@ struct Ids<'a> {
 }
 
 pub struct Engine<S> {
+    audit: Audit,
     policy: ArcSwap<Snapshot>,
     data: ArcSwap<DataSet>,
     ready: tokio::sync::watch::Sender<bool>,
@@ -141,6 +143,7 @@ impl<S: StateStore> Engine<S> {
     ) -> Self {
         metrics::policy_loaded(&policy);
         Engine {
+            audit: Audit::disabled(),
             policy: ArcSwap::from_pointee(policy),
             data: ArcSwap::from_pointee(DataSet::empty()),
             ready: tokio::sync::watch::Sender::new(true),
@@ -154,6 +157,17 @@ impl<S: StateStore> Engine<S> {
             v4_lens: LengthSet::default(),
             v6_lens: LengthSet::default(),
         }
+    }
+
+    /// Records every decision, report and admin call on `audit` (the evidence
+    /// log); off by default.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// The policy in force.
@@ -315,6 +329,7 @@ impl<S: StateStore> Engine<S> {
             metrics::otp_sent(region);
         }
         metrics::decision(input, &decision, started.elapsed());
+        self.audit.assessment(id, input, &signals, &decision);
         Ok(Assessment {
             id,
             decision,
@@ -363,6 +378,7 @@ impl<S: StateStore> Engine<S> {
                 .inspect_err(|_| metrics::store_error())?;
         }
         metrics::report(input.outcome, region, started.elapsed());
+        self.audit.report(input);
         Ok(())
     }
 

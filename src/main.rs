@@ -5,6 +5,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tollgate::audit::{Audit, AuditConfig, AuditSink};
 use tollgate::clock::SystemClock;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
@@ -15,7 +16,7 @@ use tollgate::policy::{
 use tollgate::reload::{watch, Reload, Reloader};
 use tollgate::server::{serve, AdminListener, Listeners, ServerLimits};
 use tollgate::service::admin::Tokens;
-use tollgate::settings::{Cli, Command, ServeArgs};
+use tollgate::settings::{Cli, Command, LogFormat, ServeArgs};
 use tollgate::signals::data::DataSet;
 use tracing_subscriber::EnvFilter;
 
@@ -38,19 +39,29 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                .with_env_filter(
-                    EnvFilter::try_from_env("TOLLGATE_LOG")
-                        .unwrap_or_else(|_| EnvFilter::new("info")),
-                )
-                .init();
+            init_logs(&args);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
                 .block_on(run(*args))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Logs go to stdout, or to stderr when the audit log takes stdout.
+fn init_logs(args: &ServeArgs) {
+    let filter = EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let to_stderr = args.audit_log.as_deref() == Some("-");
+    let ansi = !to_stderr && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    match (args.log_format, to_stderr) {
+        (LogFormat::Json, true) => builder.json().with_writer(std::io::stderr).init(),
+        (LogFormat::Json, false) => builder.json().init(),
+        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).init(),
+        (LogFormat::Text, false) => builder.init(),
     }
 }
 
@@ -97,16 +108,42 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         (None, None) => KeyHasher::random(),
     };
     tollgate::metrics::install();
-    let engine = Arc::new(Engine::new(
-        policy,
-        MemoryStore::new(args.max_assessments),
-        keys,
-        SystemClock::shared(),
-        EngineOptions {
-            assessment_ttl: args.assessment_ttl,
-            list_names: names,
-        },
-    ));
+    let clock = SystemClock::shared();
+    let (audit, audit_task) = match &args.audit_log {
+        None => (Audit::disabled(), None),
+        Some(target) => {
+            let sink = if target == "-" {
+                AuditSink::Stdout
+            } else {
+                AuditSink::File {
+                    path: PathBuf::from(target),
+                    max_bytes: args.audit_max_bytes,
+                    keep: args.audit_keep,
+                }
+            };
+            let config = AuditConfig {
+                sink,
+                capacity: args.audit_capacity,
+                unmasked: args.audit_unmasked,
+            };
+            let (audit, task) =
+                Audit::start(config, clock.clone()).context("starting the audit log")?;
+            (audit, Some(task))
+        }
+    };
+    let engine = Arc::new(
+        Engine::new(
+            policy,
+            MemoryStore::new(args.max_assessments),
+            keys,
+            clock,
+            EngineOptions {
+                assessment_ttl: args.assessment_ttl,
+                list_names: names,
+            },
+        )
+        .with_audit(audit),
+    );
     // Not ready (health NOT_SERVING, Assess UNAVAILABLE) until every data file
     // has loaded once; the listeners come up at once.
     engine.set_data(DataSet::unloaded(sources.clone()));
@@ -190,6 +227,19 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         admin,
     };
     serve(engine, listeners, limits, shutdown_signal()).await?;
+    if let Some(task) = audit_task {
+        // Everything queued before the stop is written; a stuck sink cannot hold
+        // the exit for ever.
+        match tokio::time::timeout(std::time::Duration::from_secs(10), task.finish()).await {
+            Ok(stats) => tracing::info!(
+                written = stats.written,
+                dropped = stats.dropped,
+                write_errors = stats.write_errors,
+                "audit log closed"
+            ),
+            Err(_) => tracing::error!("audit log did not drain within 10 s"),
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -103,6 +103,12 @@ pub enum AdminAction {
     Reload,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ResetArg {
     Failures,
@@ -237,6 +243,34 @@ pub struct ServeArgs {
     /// admin ReloadPolicy still reload).
     #[arg(long, env = "TOLLGATE_NO_WATCH")]
     pub no_watch: bool,
+
+    /// Audit (evidence) log: one JSON line per decision, report and admin
+    /// call. A file path (appended, rotated by size) or `-` for stdout; unset:
+    /// no audit log.
+    #[arg(long, env = "TOLLGATE_AUDIT_LOG")]
+    pub audit_log: Option<String>,
+
+    /// Rotate the audit file when it would exceed this many bytes.
+    #[arg(long, env = "TOLLGATE_AUDIT_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub audit_max_bytes: u64,
+
+    /// Rotated audit files kept.
+    #[arg(long, env = "TOLLGATE_AUDIT_KEEP", default_value_t = 10)]
+    pub audit_keep: usize,
+
+    /// Audit records queued before new ones are dropped (and counted): the
+    /// audit log never slows a decision.
+    #[arg(long, env = "TOLLGATE_AUDIT_CAPACITY", default_value_t = 65_536)]
+    pub audit_capacity: usize,
+
+    /// Write phone numbers, IPs and ids in full in the audit log (masked by
+    /// default).
+    #[arg(long, env = "TOLLGATE_AUDIT_UNMASKED")]
+    pub audit_unmasked: bool,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 
     /// How often idle state is evicted.
     #[arg(long, env = "TOLLGATE_EVICT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]

@@ -18,6 +18,8 @@ fn field(line: &str, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args([
             "serve",
@@ -27,6 +29,8 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
             "127.0.0.1:0",
         ])
         .args(["--admin-listen", "127.0.0.1:0"])
+        .arg("--audit-log")
+        .arg(&audit_path)
         .env("TOLLGATE_LOG", "info")
         .env("TOLLGATE_ADMIN_TOKEN", TOKEN)
         .stdout(Stdio::piped())
@@ -66,6 +70,13 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
         .into_inner();
     assert_eq!(r.decision, pb::Decision::Allow as i32);
     assert_eq!(r.policy_version, "default-2026-11");
+    c.report(pb::ReportRequest {
+        assessment_id: r.assessment_id.clone(),
+        outcome: pb::Outcome::OtpVerified as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     drop(c);
 
     // An admin call through the CLI is logged with the token's id, never the token.
@@ -120,4 +131,29 @@ async fn serve_with_defaults_answers_and_exits_cleanly_on_sigterm() {
     );
     // Logs never carry the raw number.
     assert!(!rest.iter().any(|l| l.contains("33612345678")));
+
+    // The evidence trail, written out before exit: the decision, the report
+    // linked by assessment id, the admin call; identifiers masked.
+    let text = std::fs::read_to_string(&audit_path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let of = |t: &str| lines.iter().filter(|l| l["type"] == t).collect::<Vec<_>>();
+    let (assessed, reported, admin) = (of("assessment"), of("report"), of("admin"));
+    assert_eq!(
+        (assessed.len(), reported.len(), admin.len()),
+        (1, 1, 1),
+        "{text}"
+    );
+    assert_eq!(assessed[0]["assessment_id"], r.assessment_id.as_str());
+    assert_eq!(assessed[0]["decision"], "allow");
+    assert_eq!(assessed[0]["phone"], "+336••••••78");
+    assert_eq!(assessed[0]["signals"]["phone"]["region"], "FR");
+    assert_eq!(reported[0]["assessment_id"], r.assessment_id.as_str());
+    assert_eq!(reported[0]["outcome"], "otp_verified");
+    assert_eq!(admin[0]["caller"], "env");
+    assert_eq!(admin[0]["action"], "block");
+    assert_eq!(admin[0]["ok"], true);
+    assert!(!text.contains("33612345678") && !text.contains(TOKEN));
 }

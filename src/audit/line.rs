@@ -186,6 +186,24 @@ struct ReasonLine<'a> {
 struct SignalsLine {
     #[serde(skip_serializing_if = "Option::is_none")]
     phone: Option<PhoneLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<IpLine>,
+}
+
+/// What the data files said about the IP (facts about networks, not the
+/// address itself).
+#[derive(serde::Serialize)]
+struct IpLine {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_org: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    anonymous: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection: Option<&'static str>,
 }
 
 #[derive(serde::Serialize)]
@@ -260,6 +278,27 @@ fn assessment<'a>(
                 region: f.region.map(|r| r.as_str().to_owned()),
                 number_type: f.number_type.as_str(),
                 valid: f.valid,
+            }),
+            ip: signals.ip.as_ref().map(|i| {
+                let f = &i.facts;
+                let a = f.anonymous;
+                IpLine {
+                    country: f.country.map(|c| c.as_str().to_owned()),
+                    asn: f.asn,
+                    as_org: f.as_org.as_deref().map(str::to_owned),
+                    anonymous: [
+                        (a.anonymous, "anonymous"),
+                        (a.vpn, "vpn"),
+                        (a.hosting, "hosting"),
+                        (a.public_proxy, "public_proxy"),
+                        (a.residential_proxy, "residential_proxy"),
+                        (a.tor_exit, "tor"),
+                    ]
+                    .into_iter()
+                    .filter_map(|(on, name)| on.then_some(name))
+                    .collect(),
+                    connection: f.connection.map(|c| c.as_str()),
+                }
             }),
         },
         decision: d.verdict.as_str(),

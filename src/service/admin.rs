@@ -257,9 +257,24 @@ fn failed(e: crate::engine::EngineError) -> Status {
     to_status(ServiceError::Engine(e))
 }
 
-fn audit(action: &'static str, caller: &str, subject: &str, reason: &str) {
-    metrics::admin_action(action);
-    tracing::info!(target: "tollgate::admin", action, caller, subject, reason, "admin call");
+impl<S: StateStore> AdminApi<S> {
+    /// Every admin call, once it is done: counted, logged with the caller's
+    /// token id and a masked subject, and written to the audit log.
+    fn record(
+        &self,
+        action: &'static str,
+        caller: &Arc<str>,
+        subject: Option<&AdminSubject>,
+        reason: &str,
+        ok: bool,
+    ) {
+        metrics::admin_action(action);
+        let masked = subject.map(mask::subject).unwrap_or_default();
+        tracing::info!(target: "tollgate::admin", action, caller = &**caller, subject = masked, reason, ok, "admin call");
+        self.engine
+            .audit()
+            .admin(caller, action, subject, reason, ok);
+    }
 }
 
 #[tonic::async_trait]
@@ -272,8 +287,9 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let mut errs = Violations::default();
         let s = subject(req.into_inner().subject, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("get_subject", &who, &mask::subject(&s), "");
-        let view = self.engine.inspect(&s).await.map_err(failed)?;
+        let view = self.engine.inspect(&s).await;
+        self.record("get_subject", &who, Some(&s), "", view.is_ok());
+        let view = view.map_err(failed)?;
         Ok(Response::new(pb::GetSubjectResponse {
             state: Some(state(&view)),
         }))
@@ -300,8 +316,9 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let (s, scope) = errs
             .finish(|| (s.expect("checked"), scope.expect("checked")))
             .map_err(invalid)?;
-        audit("reset_counters", &who, &mask::subject(&s), &why);
-        let view = self.engine.reset(&s, scope).await.map_err(failed)?;
+        let view = self.engine.reset(&s, scope).await;
+        self.record("reset_counters", &who, Some(&s), &why, view.is_ok());
+        let view = view.map_err(failed)?;
         Ok(Response::new(pb::ResetCountersResponse {
             state: Some(state(&view)),
         }))
@@ -324,11 +341,9 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let d = duration(r.duration, &mut errs);
         let why = reason(r.reason, true, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("block", &who, &mask::subject(&s), &why);
-        self.engine
-            .set_listing(List::Block, &s, d, &why)
-            .await
-            .map_err(failed)?;
+        let done = self.engine.set_listing(List::Block, &s, d, &why).await;
+        self.record("block", &who, Some(&s), &why, done.is_ok());
+        done.map_err(failed)?;
         Ok(Response::new(pb::BlockResponse {}))
     }
 
@@ -342,12 +357,9 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let s = subject(r.subject, &mut errs);
         let why = reason(r.reason, false, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("unblock", &who, &mask::subject(&s), &why);
-        let was = self
-            .engine
-            .remove_listing(List::Block, &s)
-            .await
-            .map_err(failed)?;
+        let was = self.engine.remove_listing(List::Block, &s).await;
+        self.record("unblock", &who, Some(&s), &why, was.is_ok());
+        let was = was.map_err(failed)?;
         Ok(Response::new(pb::UnblockResponse { was_blocked: was }))
     }
 
@@ -371,11 +383,9 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let d = duration(r.duration, &mut errs);
         let why = reason(r.reason, true, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("allow", &who, &mask::subject(&s), &why);
-        self.engine
-            .set_listing(List::Safe, &s, d, &why)
-            .await
-            .map_err(failed)?;
+        let done = self.engine.set_listing(List::Safe, &s, d, &why).await;
+        self.record("allow", &who, Some(&s), &why, done.is_ok());
+        done.map_err(failed)?;
         Ok(Response::new(pb::AllowResponse {}))
     }
 
@@ -389,12 +399,9 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let s = subject(r.subject, &mut errs);
         let why = reason(r.reason, false, &mut errs);
         let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        audit("disallow", &who, &mask::subject(&s), &why);
-        let was = self
-            .engine
-            .remove_listing(List::Safe, &s)
-            .await
-            .map_err(failed)?;
+        let was = self.engine.remove_listing(List::Safe, &s).await;
+        self.record("disallow", &who, Some(&s), &why, was.is_ok());
+        let was = was.map_err(failed)?;
         Ok(Response::new(pb::DisallowResponse { was_allowed: was }))
     }
 
@@ -419,8 +426,10 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
             }
         };
         errs.finish(|| ()).map_err(invalid)?;
-        audit("get_conversion", &who, &r.country, "");
-        let (window, all, now) = self.engine.conversions(country).await.map_err(failed)?;
+        let found = self.engine.conversions(country).await;
+        let subject = country.map(AdminSubject::Country);
+        self.record("get_conversion", &who, subject.as_ref(), "", found.is_ok());
+        let (window, all, now) = found.map_err(failed)?;
         Ok(Response::new(pb::GetConversionResponse {
             window: Some(proto_duration(window)),
             entries: all
@@ -445,8 +454,8 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         req: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
         let who = caller(&req);
-        audit("reload_policy", &who, "", "");
         if !self.reloader.has_policy_file() {
+            self.record("reload_policy", &who, None, "", false);
             return Err(Status::failed_precondition(
                 "tollgate was started without --policy: the built-in policy has nothing to reload",
             ));
@@ -455,6 +464,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
         let outcome = tokio::task::spawn_blocking(move || r.reload())
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
+        self.record("reload_policy", &who, None, "", outcome.problems.is_empty());
         Ok(Response::new(pb::ReloadPolicyResponse {
             ok: outcome.problems.is_empty(),
             version: outcome.policy_version,
