@@ -140,6 +140,12 @@ fn describe() {
         AUDIT_WRITE_ERRORS,
         "Audit records that could not be written to the audit sink (I/O errors)."
     );
+    // Error counters exist from the start at 0, so the first error is an
+    // increase that alert rules see.
+    counter!(STORE_ERRORS).absolute(0);
+    counter!(POLICY_RELOADS, "result" => "error").absolute(0);
+    counter!(AUDIT_DROPPED).absolute(0);
+    counter!(AUDIT_WRITE_ERRORS).absolute(0);
 }
 
 pub fn decision(input: &AssessInput, d: &Decision, took: Duration) {

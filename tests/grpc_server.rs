@@ -221,3 +221,65 @@ async fn conversion_metrics_are_per_country_and_never_per_prefix() {
     assert!(!after.contains("+32470"), "no prefix as a label");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn promtool_finds_nothing_wrong_with_a_live_scrape() {
+    let srv = TestServer::default_policy().await;
+    let mut c = srv.client().await;
+    // Every kind of call, so every kind of series exists.
+    let r = c
+        .assess(otp_send("+33612345678", "192.0.2.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    c.assess(otp_send("+33612345678", "192.0.2.1"))
+        .await
+        .unwrap();
+    c.report(pb::ReportRequest {
+        assessment_id: r.assessment_id,
+        outcome: pb::Outcome::OtpVerified as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let _ = c.assess(otp_send("not a number", "")).await;
+    let mut admin = srv.admin(Some(ADMIN_TOKEN)).await;
+    admin
+        .get_conversion(pb::GetConversionRequest::default())
+        .await
+        .unwrap();
+    srv.engine.maintain().await;
+    let scrape = srv.scrape().await;
+    assert!(
+        scrape.contains("tollgate_store_errors_total 0"),
+        "error counters start at 0"
+    );
+
+    let mut child = std::process::Command::new(
+        std::env::var_os("PROMTOOL").unwrap_or_else(|| "promtool".into()),
+    )
+    .args(["check", "metrics"])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("promtool is installed (Debian's prometheus package; .ci/run installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}\n---\n{scrape}"
+    );
+    srv.stop().await;
+}
