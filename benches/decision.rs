@@ -167,7 +167,12 @@ fn setup() -> Bench {
     let clock = FakeClock::new();
     let engine = Engine::new(
         policy,
-        MemoryStore::new(4_000_000),
+        MemoryStore::new(tollgate::limits::StoreLimits {
+            max_rate_keys: 20_000_000,
+            max_subjects: 4_000_000,
+            max_assessments: 4_000_000,
+            ..Default::default()
+        }),
         KeyHasher::from_secret(b"bench"),
         Arc::new(clock.clone()),
         EngineOptions {

@@ -10,8 +10,8 @@ use crate::keys::{domain_tag, KeyHasher};
 use crate::limits::conversion::{ConversionStats, Label, Scope};
 use crate::limits::listing::{LengthSet, ListKind, Listing};
 use crate::limits::{
-    CheckBatch, Effect, Inspect, Inspection, List, RateCheck, Remembered, ResetScope, StateStore,
-    StoreError,
+    CheckBatch, Effect, Inspect, Inspection, Keep, List, RateCheck, Remembered, ResetScope,
+    StateStore, StoreError,
 };
 use crate::metrics;
 use crate::policy::findings::{self, Asked};
@@ -380,6 +380,28 @@ impl<S: StateStore> Engine<S> {
         metrics::report(input.outcome, region, started.elapsed());
         self.audit.report(input);
         Ok(())
+    }
+
+    /// Sheds state that decides nothing now if the store is over its limits;
+    /// cheap otherwise. Run often (every second).
+    pub fn relieve(&self) -> usize {
+        let snap = self.policy.load();
+        let keep = Keep {
+            phone_unverified: snap.phone.as_ref().map_or(0, |p| p.max_unverified_sends),
+            account_unverified: snap
+                .account
+                .as_ref()
+                .map_or(0, |a| a.params.max_unverified_sends),
+            session_code_attempts: snap
+                .session
+                .as_ref()
+                .map_or(0, |s| s.params.max_code_attempts),
+        };
+        let n = self.store.relieve(self.clock.now_nanos(), &keep);
+        if n > 0 {
+            metrics::store_stats(self.store.stats(), n);
+        }
+        n
     }
 
     /// Drops idle state and refreshes the store gauges; run on a schedule.

@@ -9,7 +9,7 @@ use tollgate::audit::{Audit, AuditConfig, AuditSink};
 use tollgate::clock::SystemClock;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
-use tollgate::limits::MemoryStore;
+use tollgate::limits::{MemoryStore, StoreLimits};
 use tollgate::policy::{
     compile_with, load_file, load_file_with, ListNames, DEFAULT_POLICY, DEFAULT_POLICY_NAME,
 };
@@ -134,7 +134,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Arc::new(
         Engine::new(
             policy,
-            MemoryStore::new(args.max_assessments),
+            MemoryStore::new(StoreLimits {
+                max_rate_keys: args.max_rate_keys,
+                max_subjects: args.max_subjects,
+                max_assessments: args.max_assessments,
+                ..StoreLimits::default()
+            }),
             keys,
             clock,
             EngineOptions {

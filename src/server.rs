@@ -136,11 +136,16 @@ pub async fn serve<S: StateStore>(
         let engine = engine.clone();
         let every = limits.evict_interval;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
+            // Idle state goes every `every`; the store's limits are checked
+            // every second, so a flood is shed long before memory runs out.
+            let mut idle = tokio::time::interval(every);
+            let mut pressure = tokio::time::interval(Duration::from_secs(1));
+            idle.tick().await;
             loop {
-                tick.tick().await;
-                engine.maintain().await;
+                tokio::select! {
+                    _ = idle.tick() => { engine.maintain().await; }
+                    _ = pressure.tick() => { engine.relieve(); }
+                }
             }
         })
     };

@@ -189,6 +189,16 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_MAX_ASSESSMENTS", default_value_t = 1_000_000)]
     pub max_assessments: usize,
 
+    /// At most this many rate-limiter keys; past it, keys that are not
+    /// throttling are dropped (memory bound under floods).
+    #[arg(long, env = "TOLLGATE_MAX_RATE_KEYS", default_value_t = 4_000_000)]
+    pub max_rate_keys: usize,
+
+    /// At most this many numbers, sessions and accounts each; past it, those
+    /// that decide nothing now are dropped (memory bound under floods).
+    #[arg(long, env = "TOLLGATE_MAX_SUBJECTS", default_value_t = 1_000_000)]
+    pub max_subjects: usize,
+
     /// AdminService listen address. The admin listener is off unless a token
     /// is configured (--admin-token / --admin-token-file).
     #[arg(long, env = "TOLLGATE_ADMIN_LISTEN", default_value = "127.0.0.1:50052")]

@@ -20,8 +20,18 @@ use std::time::Duration;
 
 use super::memory::PassThrough;
 
-/// Key -> absolute TAT in Unix nanoseconds.
-pub type TatMap = DashMap<u64, u64, PassThrough>;
+/// One key's GCRA state: 16 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cell {
+    /// Theoretical arrival time, Unix ns.
+    pub tat: u64,
+    /// Until this instant a one-cell request is refused (`tat - tau`): the key
+    /// is throttling, and must not be evicted.
+    pub throttled_until: u64,
+}
+
+/// Key -> GCRA state in absolute Unix nanoseconds.
+pub type TatMap = DashMap<u64, Cell, PassThrough>;
 
 /// A clock stopped at one instant: the decision's `now`.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +50,19 @@ struct AtNow<'a> {
     now: u64,
     /// False: answer without taking a cell (a peek).
     commit: bool,
+    /// The quota's burst tolerance in ns: `tat - tau` is when a key stops
+    /// throttling.
+    tau: u64,
+}
+
+impl AtNow<'_> {
+    fn cell(&self, next: Nanos) -> Cell {
+        let tat = self.now + u64::from(next);
+        Cell {
+            tat,
+            throttled_until: tat.saturating_sub(self.tau),
+        }
+    }
 }
 
 impl GovernorStore for AtNow<'_> {
@@ -53,17 +76,17 @@ impl GovernorStore for AtNow<'_> {
         match self.map.entry(*key) {
             Entry::Occupied(mut o) => {
                 // A TAT in the past is the same as a fresh key.
-                let rel = o.get().checked_sub(self.now).filter(|&r| r > 0);
+                let rel = o.get().tat.checked_sub(self.now).filter(|&r| r > 0);
                 let (t, next) = f(rel.map(Nanos::from))?;
                 if self.commit {
-                    *o.get_mut() = self.now + u64::from(next);
+                    *o.get_mut() = self.cell(next);
                 }
                 Ok(t)
             }
             Entry::Vacant(v) => {
                 let (t, next) = f(None)?;
                 if self.commit {
-                    v.insert(self.now + u64::from(next));
+                    v.insert(self.cell(next));
                 }
                 Ok(t)
             }
@@ -82,8 +105,16 @@ pub fn check(
     cells: u32,
     commit: bool,
 ) -> Option<Duration> {
-    let limiter: RateLimiter<u64, AtNow<'_>, Frozen, NoOpMiddleware<Nanos>> =
-        RateLimiter::new(quota, AtNow { map, now, commit }, Frozen(now));
+    let limiter: RateLimiter<u64, AtNow<'_>, Frozen, NoOpMiddleware<Nanos>> = RateLimiter::new(
+        quota,
+        AtNow {
+            map,
+            now,
+            commit,
+            tau: tau(quota),
+        },
+        Frozen(now),
+    );
     let result = match NonZeroU32::new(cells) {
         None => return None,
         Some(n) if n.get() == 1 => limiter.check_key(&key),
@@ -100,10 +131,24 @@ pub fn check(
     }
 }
 
+/// GCRA's burst tolerance: (burst - 1) emission intervals, in ns.
+fn tau(q: Quota) -> u64 {
+    (q.replenish_interval().as_nanos() as u64).saturating_mul(u64::from(q.burst_size().get() - 1))
+}
+
 /// Drops keys whose TAT has passed: they are indistinguishable from new keys.
 pub fn evict(map: &TatMap, now: u64) -> usize {
     let before = map.len();
-    map.retain(|_, tat| *tat > now);
+    map.retain(|_, c| c.tat > now);
+    before - map.len()
+}
+
+/// Under memory pressure: drops every key that is not throttling now. A
+/// dropped key's subject gets a fresh bucket, never a refusal it did not earn,
+/// and every key that is refusing requests stays.
+pub fn relieve(map: &TatMap, now: u64) -> usize {
+    let before = map.len();
+    map.retain(|_, c| c.throttled_until > now);
     before - map.len()
 }
 
@@ -168,6 +213,27 @@ mod tests {
             check(&m, 7, q2, t0 + 60 * S, 1, true),
             Some(Duration::from_secs(3540))
         );
+    }
+
+    #[test]
+    fn relief_keeps_exactly_the_throttling_keys() {
+        let m = map();
+        // Burst 3 per hour: 3 cells then throttled.
+        let q =
+            Quota::per_hour(NonZeroU32::new(1).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
+        let t0 = 5_000 * S;
+        for _ in 0..3 {
+            check(&m, 1, q, t0, 1, true);
+        }
+        check(&m, 2, q, t0, 1, true);
+        assert!(check(&m, 1, q, t0, 1, false).is_some());
+        assert!(check(&m, 2, q, t0, 1, false).is_none());
+        assert_eq!(relieve(&m, t0), 1);
+        assert!(
+            check(&m, 1, q, t0, 1, false).is_some(),
+            "the throttling key stays"
+        );
+        assert_eq!(m.len(), 1);
     }
 
     #[test]

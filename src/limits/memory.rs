@@ -4,14 +4,15 @@
 //! pass-through hasher instead of hashing them again.
 
 use super::account::AccountState;
+use super::conversion::Scope;
 use super::conversion::{ConversionStats, Label, Window};
 use super::gcra::{self, TatMap};
 use super::listing::Listing;
 use super::phone::PhoneState;
 use super::session::SessionState;
 use super::{
-    CheckBatch, CheckResults, Effect, Inspect, Inspection, List, Remembered, ResetScope,
-    StateStore, StoreError, StoreStats,
+    CheckBatch, CheckResults, Effect, Inspect, Inspection, Keep, List, Remembered, ResetScope,
+    StateStore, StoreError, StoreLimits, StoreStats,
 };
 use crate::request::AssessmentId;
 use dashmap::DashMap;
@@ -61,7 +62,7 @@ pub struct MemoryStore {
     blocks: Map<Listing>,
     safe: Map<Listing>,
     assessments: DashMap<u128, Remembered, PassThrough>,
-    max_assessments: usize,
+    limits: StoreLimits,
     assessments_len: AtomicUsize,
 }
 
@@ -70,10 +71,10 @@ fn active(map: &Map<Listing>, key: u64, now: u64) -> Option<Listing> {
 }
 
 impl MemoryStore {
-    /// `max_assessments` bounds the assessments remembered for `Report`; past it,
-    /// new assessments are not remembered (their reports must then name the
-    /// subject instead of the assessment id).
-    pub fn new(max_assessments: usize) -> Self {
+    /// Past `limits.max_assessments`, new assessments are not remembered (their
+    /// reports must then name the subject instead of the assessment id); the
+    /// other limits are kept by [`StateStore::relieve`].
+    pub fn new(limits: StoreLimits) -> Self {
         MemoryStore {
             tats: DashMap::with_hasher(PassThrough),
             phones: DashMap::with_hasher(PassThrough),
@@ -83,7 +84,7 @@ impl MemoryStore {
             blocks: DashMap::with_hasher(PassThrough),
             safe: DashMap::with_hasher(PassThrough),
             assessments: DashMap::with_hasher(PassThrough),
-            max_assessments,
+            limits,
             assessments_len: AtomicUsize::new(0),
         }
     }
@@ -114,7 +115,7 @@ impl MemoryStore {
             })
             .collect();
         if let Some((id, rec)) = b.remember {
-            if self.assessments_len.load(Ordering::Relaxed) < self.max_assessments {
+            if self.assessments_len.load(Ordering::Relaxed) < self.limits.max_assessments {
                 self.assessments.insert(id.0, rec);
                 self.assessments_len
                     .store(self.assessments.len(), Ordering::Relaxed);
@@ -255,6 +256,20 @@ impl MemoryStore {
     }
 }
 
+/// Over `max` entries: keeps only those `needed` says still decide something.
+fn shed<K: Eq + std::hash::Hash, V, S: BuildHasher + Clone>(
+    m: &DashMap<K, V, S>,
+    max: usize,
+    needed: impl Fn(&V) -> bool,
+) -> usize {
+    if m.len() <= max {
+        return 0;
+    }
+    let before = m.len();
+    m.retain(|_, v| needed(v));
+    before - m.len()
+}
+
 impl StateStore for MemoryStore {
     async fn check(&self, batch: &CheckBatch) -> Result<CheckResults, StoreError> {
         Ok(self.check_now(batch))
@@ -327,6 +342,41 @@ impl StateStore for MemoryStore {
         gone
     }
 
+    fn relieve(&self, now: u64, keep: &Keep) -> usize {
+        let lim = self.limits;
+        let mut gone = 0;
+        if self.tats.len() > lim.max_rate_keys {
+            gone += gcra::evict(&self.tats, now);
+            if self.tats.len() > lim.max_rate_keys {
+                gone += gcra::relieve(&self.tats, now);
+            }
+        }
+        gone += shed(&self.phones, lim.max_subjects, |s| {
+            s.backoff_wait(now).is_some()
+                || (keep.phone_unverified > 0 && s.unverified(now) >= keep.phone_unverified)
+        });
+        gone += shed(&self.sessions, lim.max_subjects, |s| {
+            s.expires_at > now
+                && (s.failed
+                    || (keep.session_code_attempts > 0
+                        && s.wrong_codes >= keep.session_code_attempts))
+        });
+        gone += shed(&self.accounts, lim.max_subjects, |s| {
+            s.lock(now).is_some()
+                || (keep.account_unverified > 0 && s.unverified(now) >= keep.account_unverified)
+        });
+        gone += shed(&self.windows, lim.max_windows, |w| {
+            w.label.scope == Scope::Country || w.protected_until > now
+        });
+        if gone > 0 {
+            tracing::warn!(
+                dropped = gone,
+                "state store over its limits: dropped entries that decide nothing now"
+            );
+        }
+        gone
+    }
+
     fn stats(&self) -> StoreStats {
         StoreStats {
             rate_keys: self.tats.len(),
@@ -343,7 +393,6 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::conversion::Scope;
     use crate::policy::BackoffParams;
     use crate::request::Event;
     use std::time::Duration;
@@ -377,7 +426,7 @@ mod tests {
 
     #[test]
     fn phone_state_is_never_evicted_while_in_force() {
-        let st = MemoryStore::new(10);
+        let st = MemoryStore::new(StoreLimits::default());
         let t0 = 1_000 * S;
         st.apply_one(t0, &sent(9));
         let r = st.check_now(&batch(t0 + S));
@@ -395,7 +444,7 @@ mod tests {
 
     #[test]
     fn verification_clears_the_number() {
-        let st = MemoryStore::new(10);
+        let st = MemoryStore::new(StoreLimits::default());
         let t0 = 1_000 * S;
         st.apply_one(t0, &sent(9));
         st.apply_one(t0, &Effect::PhoneVerified { key: 9 });
@@ -404,7 +453,7 @@ mod tests {
 
     #[test]
     fn blocks_and_safe_list_end_and_are_evicted() {
-        let st = MemoryStore::new(10);
+        let st = MemoryStore::new(StoreLimits::default());
         let t0 = 1_000 * S;
         let l = Listing::new(t0, Some(Duration::from_secs(60)), "ticket 1");
         st.apply_one(
@@ -442,7 +491,7 @@ mod tests {
 
     #[test]
     fn conversion_windows_list_and_evict() {
-        let st = MemoryStore::new(10);
+        let st = MemoryStore::new(StoreLimits::default());
         let t0 = 1_000_000 * S;
         let fr = Label::new(Scope::Country, "FR").unwrap();
         let hour = Duration::from_secs(3600);
@@ -475,7 +524,10 @@ mod tests {
 
     #[test]
     fn remembered_assessments_expire_and_are_bounded() {
-        let st = MemoryStore::new(2);
+        let st = MemoryStore::new(StoreLimits {
+            max_assessments: 2,
+            ..StoreLimits::default()
+        });
         let t0 = 1_000 * S;
         let rec = Remembered {
             expires_at: t0 + 60 * S,

@@ -216,6 +216,43 @@ pub struct Inspection {
     pub rates: Vec<Option<Duration>>,
 }
 
+/// The most entries each map may hold; past that, [`StateStore::relieve`]
+/// sheds entries that decide nothing right now. Bounds memory under floods of
+/// distinct IPs, numbers, devices, accounts or sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Rate-limiter keys (16 bytes of state each).
+    pub max_rate_keys: usize,
+    /// Numbers, sessions and accounts, each.
+    pub max_subjects: usize,
+    /// Conversion windows (number ranges; countries are always kept).
+    pub max_windows: usize,
+    /// Assessments remembered for `Report`.
+    pub max_assessments: usize,
+}
+
+impl Default for StoreLimits {
+    /// About 0.5 GiB at the worst: 4 M limiter keys, 1 M numbers, sessions and
+    /// accounts each, 100 k ranges, 1 M remembered assessments.
+    fn default() -> Self {
+        StoreLimits {
+            max_rate_keys: 4_000_000,
+            max_subjects: 1_000_000,
+            max_windows: 100_000,
+            max_assessments: 1_000_000,
+        }
+    }
+}
+
+/// What still decides something, from the policy in force: under pressure a
+/// number, account or session at or over these counts is kept. 0: none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub phone_unverified: u16,
+    pub account_unverified: u16,
+    pub session_code_attempts: u8,
+}
+
 /// How much the store holds, for metrics and capacity planning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -270,6 +307,12 @@ pub trait StateStore: Send + Sync + 'static {
     /// throttling, backing off, locked, blocked or otherwise still in force.
     /// Returns how many entries went.
     fn evict_idle(&self, now: u64) -> usize;
+
+    /// When a map holds more than its limit: drops idle entries, then entries
+    /// that decide nothing now. Never a throttling limiter key, a number backing
+    /// off or at its unverified limit, a locked or refused account, a failed or
+    /// exhausted session, a protected window. Cheap when under the limits.
+    fn relieve(&self, now: u64, keep: &Keep) -> usize;
 
     fn stats(&self) -> StoreStats;
 }

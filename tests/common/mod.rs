@@ -80,7 +80,7 @@ impl TestServer {
         let clock = FakeClock::new();
         let engine = Arc::new(Engine::new(
             snapshot,
-            MemoryStore::new(100_000),
+            MemoryStore::new(limits_for_tests()),
             KeyHasher::from_secret(b"test secret"),
             Arc::new(clock.clone()),
             EngineOptions {
@@ -216,4 +216,12 @@ pub fn retry_secs(r: &pb::AssessResponse) -> Option<f64> {
     r.retry_after
         .as_ref()
         .map(|d| d.seconds as f64 + f64::from(d.nanos) / 1e9)
+}
+
+/// The store limits test servers run with (small enough to exercise relief).
+pub fn limits_for_tests() -> tollgate::limits::StoreLimits {
+    tollgate::limits::StoreLimits {
+        max_assessments: 100_000,
+        ..tollgate::limits::StoreLimits::default()
+    }
 }
