@@ -38,8 +38,11 @@ const CATALOGUE: &[&str] = &[
     "tollgate_policy_reloads_total",
     "tollgate_data_reloads_total",
     "tollgate_data_entries",
+    "tollgate_data_load_seconds",
+    "tollgate_ready",
     "tollgate_admin_actions_total",
     "tollgate_audit_dropped_total",
+    "tollgate_audit_write_errors_total",
 ];
 
 /// Histograms: their series carry `_bucket`, `_count` and `_sum` suffixes.
@@ -370,8 +373,12 @@ fn dashboard_is_importable() {
         "Store errors",
         "Store fallback active",
         "Store keys and evictions",
+        "Ready",
         "Policy reloads",
         "Data reloads",
+        "Data entries",
+        "Data load time",
+        "Audit records lost",
     ] {
         assert!(
             titles.contains(wanted),
