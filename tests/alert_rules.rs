@@ -61,9 +61,8 @@ const NOT_CHARTED: &[&str] = &[
 const RULES: &str = "rules/tollgate.rules.yml";
 const RULE_TESTS: &str = "rules/tollgate.rules.test.yml";
 const DASHBOARD: &str = "rules/dashboard.json";
-/// Where the runbook sections live: the README, and the draft of its operator
-/// section until it is merged there.
-const RUNBOOK_DOCS: &[&str] = &["README.md", "rules/README-operators.md"];
+/// Where the runbook sections live (the README's operator section).
+const RUNBOOK_DOCS: &[&str] = &["README.md"];
 const RUNBOOK_BASE: &str = "https://github.com/tollgate/tollgate#";
 
 fn root() -> PathBuf {

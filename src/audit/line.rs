@@ -190,6 +190,18 @@ struct SignalsLine {
     ip: Option<IpLine>,
 }
 
+impl IpLine {
+    /// `None` when the data said nothing about the address.
+    fn known(self) -> Option<IpLine> {
+        let nothing = self.country.is_none()
+            && self.asn.is_none()
+            && self.as_org.is_none()
+            && self.anonymous.is_empty()
+            && self.connection.is_none();
+        (!nothing).then_some(self)
+    }
+}
+
 /// What the data files said about the IP (facts about networks, not the
 /// address itself).
 #[derive(serde::Serialize)]
@@ -279,7 +291,7 @@ fn assessment<'a>(
                 number_type: f.number_type.as_str(),
                 valid: f.valid,
             }),
-            ip: signals.ip.as_ref().map(|i| {
+            ip: signals.ip.as_ref().and_then(|i| {
                 let f = &i.facts;
                 let a = f.anonymous;
                 IpLine {
@@ -299,6 +311,7 @@ fn assessment<'a>(
                     .collect(),
                     connection: f.connection.map(|c| c.as_str()),
                 }
+                .known()
             }),
         },
         decision: d.verdict.as_str(),
