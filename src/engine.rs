@@ -564,26 +564,40 @@ impl<S: StateStore> Engine<S> {
         out
     }
 
+    /// The keys of the number, account or session state an admin subject names.
+    fn admin_state_keys(&self, s: &AdminSubject) -> (Option<u64>, Option<u64>, Option<u64>) {
+        match s {
+            AdminSubject::Phone(p) => (
+                Some(self.keys.key(self.d.phone, p.digits().as_bytes())),
+                None,
+                None,
+            ),
+            AdminSubject::Account(a) => (
+                None,
+                Some(self.keys.key(self.d.account, a.as_bytes())),
+                None,
+            ),
+            AdminSubject::Session(x) => (
+                None,
+                None,
+                Some(self.keys.key(self.d.session, x.as_bytes())),
+            ),
+            _ => (None, None, None),
+        }
+    }
+
     /// Everything tollgate holds about one subject.
     pub async fn inspect(&self, s: &AdminSubject) -> Result<SubjectView, EngineError> {
         let snap = self.policy.load();
         let now = self.clock.now_nanos();
         let rates = self.admin_rate_checks(&snap, s);
         let list = self.admin_list_key(s);
+        let (phone, account, session) = self.admin_state_keys(s);
         let q = Inspect {
             now,
-            phone: match s {
-                AdminSubject::Phone(p) => Some(self.keys.key(self.d.phone, p.digits().as_bytes())),
-                _ => None,
-            },
-            account: match s {
-                AdminSubject::Account(a) => Some(self.keys.key(self.d.account, a.as_bytes())),
-                _ => None,
-            },
-            session: match s {
-                AdminSubject::Session(x) => Some(self.keys.key(self.d.session, x.as_bytes())),
-                _ => None,
-            },
+            phone,
+            account,
+            session,
             block: list,
             safe: list,
             rates: rates.iter().map(|(_, r)| *r).collect(),
@@ -651,20 +665,12 @@ impl<S: StateStore> Engine<S> {
     ) -> Result<SubjectView, EngineError> {
         let snap = self.policy.load();
         let now = self.clock.now_nanos();
+        let (phone, account, session) = self.admin_state_keys(s);
         let mut changes = vec![Effect::Reset {
             scope,
-            phone: match s {
-                AdminSubject::Phone(p) => Some(self.keys.key(self.d.phone, p.digits().as_bytes())),
-                _ => None,
-            },
-            account: match s {
-                AdminSubject::Account(a) => Some(self.keys.key(self.d.account, a.as_bytes())),
-                _ => None,
-            },
-            session: match s {
-                AdminSubject::Session(x) => Some(self.keys.key(self.d.session, x.as_bytes())),
-                _ => None,
-            },
+            phone,
+            account,
+            session,
         }];
         if scope == ResetScope::All {
             changes.extend(

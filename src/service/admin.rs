@@ -258,6 +258,64 @@ fn failed(e: crate::engine::EngineError) -> Status {
 }
 
 impl<S: StateStore> AdminApi<S> {
+    /// Block or Allow: validate, put the subject on the list, record the call.
+    async fn list(
+        &self,
+        list: List,
+        who: &Arc<str>,
+        subject_in: Option<pb::Subject>,
+        duration_in: Option<prost_types::Duration>,
+        reason_in: String,
+    ) -> Result<(), Status> {
+        let mut errs = Violations::default();
+        let s = subject(subject_in, &mut errs);
+        match (list, &s) {
+            (List::Block, Some(AdminSubject::Session(_))) => errs.add(
+                "subject.session_id",
+                "sessions cannot be blocked; use ResetCounters",
+            ),
+            (
+                List::Safe,
+                Some(AdminSubject::Session(_) | AdminSubject::Prefix(_) | AdminSubject::Country(_)),
+            ) => errs.add(
+                "subject",
+                "the safe list takes a phone number, account, device, IP or network",
+            ),
+            _ => {}
+        }
+        let d = duration(duration_in, &mut errs);
+        let why = reason(reason_in, true, &mut errs);
+        let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
+        let done = self.engine.set_listing(list, &s, d, &why).await;
+        let action = match list {
+            List::Block => "block",
+            List::Safe => "allow",
+        };
+        self.record(action, who, Some(&s), &why, done.is_ok());
+        done.map(|_| ()).map_err(failed)
+    }
+
+    /// Unblock or Disallow; returns whether the subject was on the list.
+    async fn unlist(
+        &self,
+        list: List,
+        who: &Arc<str>,
+        subject_in: Option<pb::Subject>,
+        reason_in: String,
+    ) -> Result<bool, Status> {
+        let mut errs = Violations::default();
+        let s = subject(subject_in, &mut errs);
+        let why = reason(reason_in, false, &mut errs);
+        let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
+        let was = self.engine.remove_listing(list, &s).await;
+        let action = match list {
+            List::Block => "unblock",
+            List::Safe => "disallow",
+        };
+        self.record(action, who, Some(&s), &why, was.is_ok());
+        was.map_err(failed)
+    }
+
     /// Every admin call, once it is done: counted, logged with the caller's
     /// token id and a masked subject, and written to the audit log.
     fn record(
@@ -330,20 +388,8 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
     ) -> Result<Response<pb::BlockResponse>, Status> {
         let who = caller(&req);
         let r = req.into_inner();
-        let mut errs = Violations::default();
-        let s = subject(r.subject, &mut errs);
-        if matches!(s, Some(AdminSubject::Session(_))) {
-            errs.add(
-                "subject.session_id",
-                "sessions cannot be blocked; use ResetCounters",
-            );
-        }
-        let d = duration(r.duration, &mut errs);
-        let why = reason(r.reason, true, &mut errs);
-        let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        let done = self.engine.set_listing(List::Block, &s, d, &why).await;
-        self.record("block", &who, Some(&s), &why, done.is_ok());
-        done.map_err(failed)?;
+        self.list(List::Block, &who, r.subject, r.duration, r.reason)
+            .await?;
         Ok(Response::new(pb::BlockResponse {}))
     }
 
@@ -353,13 +399,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
     ) -> Result<Response<pb::UnblockResponse>, Status> {
         let who = caller(&req);
         let r = req.into_inner();
-        let mut errs = Violations::default();
-        let s = subject(r.subject, &mut errs);
-        let why = reason(r.reason, false, &mut errs);
-        let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        let was = self.engine.remove_listing(List::Block, &s).await;
-        self.record("unblock", &who, Some(&s), &why, was.is_ok());
-        let was = was.map_err(failed)?;
+        let was = self.unlist(List::Block, &who, r.subject, r.reason).await?;
         Ok(Response::new(pb::UnblockResponse { was_blocked: was }))
     }
 
@@ -369,23 +409,8 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
     ) -> Result<Response<pb::AllowResponse>, Status> {
         let who = caller(&req);
         let r = req.into_inner();
-        let mut errs = Violations::default();
-        let s = subject(r.subject, &mut errs);
-        if matches!(
-            s,
-            Some(AdminSubject::Session(_) | AdminSubject::Prefix(_) | AdminSubject::Country(_))
-        ) {
-            errs.add(
-                "subject",
-                "the safe list takes a phone number, account, device, IP or network",
-            );
-        }
-        let d = duration(r.duration, &mut errs);
-        let why = reason(r.reason, true, &mut errs);
-        let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        let done = self.engine.set_listing(List::Safe, &s, d, &why).await;
-        self.record("allow", &who, Some(&s), &why, done.is_ok());
-        done.map_err(failed)?;
+        self.list(List::Safe, &who, r.subject, r.duration, r.reason)
+            .await?;
         Ok(Response::new(pb::AllowResponse {}))
     }
 
@@ -395,13 +420,7 @@ impl<S: StateStore> pb::admin_service_server::AdminService for AdminApi<S> {
     ) -> Result<Response<pb::DisallowResponse>, Status> {
         let who = caller(&req);
         let r = req.into_inner();
-        let mut errs = Violations::default();
-        let s = subject(r.subject, &mut errs);
-        let why = reason(r.reason, false, &mut errs);
-        let s = errs.finish(|| s.expect("checked")).map_err(invalid)?;
-        let was = self.engine.remove_listing(List::Safe, &s).await;
-        self.record("disallow", &who, Some(&s), &why, was.is_ok());
-        let was = was.map_err(failed)?;
+        let was = self.unlist(List::Safe, &who, r.subject, r.reason).await?;
         Ok(Response::new(pb::DisallowResponse { was_allowed: was }))
     }
 
