@@ -7,6 +7,7 @@
 use crate::engine::Engine;
 use crate::limits::StateStore;
 use crate::metrics;
+use crate::proto::v1::risk_service_server::RiskService;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::reload::Reload;
 use crate::service::admin::{authenticate, AdminApi, AdminServiceServer, Tokens};
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::pb::health_server::{Health, HealthServer};
 
 /// Explicit server limits (tonic's defaults are far too generous for a hot path
 /// that takes small messages).
@@ -66,6 +68,49 @@ pub struct Listeners {
     pub admin: Option<AdminListener>,
 }
 
+/// The RiskService listener's gRPC stack: tonic's server with `limits`
+/// (request timeout, concurrent streams, largest decoded request), health,
+/// reflection and a RiskService implementation.
+///
+/// [`serve`] builds it with the engine's [`RiskApi`]; the gRPC benchmark builds
+/// it with an implementation that answers at once, so the RPC it compares
+/// `Assess` with is served exactly the same way.
+pub struct RiskRouter(tonic::transport::server::Router);
+
+impl RiskRouter {
+    pub fn new<T: RiskService>(
+        api: T,
+        health: HealthServer<impl Health>,
+        limits: &ServerLimits,
+    ) -> Result<Self, ServeError> {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let risk = RiskServiceServer::new(api).max_decoding_message_size(limits.max_message_bytes);
+        Ok(RiskRouter(
+            tonic::transport::Server::builder()
+                .timeout(limits.request_timeout)
+                .max_concurrent_streams(limits.max_concurrent_streams)
+                .add_service(health)
+                .add_service(reflection)
+                .add_service(risk),
+        ))
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains in-flight
+    /// calls.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error> {
+        self.0
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+    }
+}
+
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight
 /// calls finish, and returns.
 pub async fn serve<S: StateStore>(
@@ -100,10 +145,7 @@ pub async fn serve<S: StateStore>(
             }
         })
     };
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let router = RiskRouter::new(RiskApi::new(engine.clone()), health_service, &limits)?;
 
     let (stopping_tx, stopping) = watch::channel(false);
     if let Some(listener) = metrics_listener {
@@ -161,8 +203,6 @@ pub async fn serve<S: StateStore>(
         tokio::spawn(server)
     });
 
-    let risk = RiskServiceServer::new(RiskApi::new(engine))
-        .max_decoding_message_size(limits.max_message_bytes);
     let grpc_shutdown = async move {
         shutdown.await;
         follow.abort();
@@ -172,14 +212,7 @@ pub async fn serve<S: StateStore>(
             .await;
         let _ = stopping_tx.send(true);
     };
-    let result = tonic::transport::Server::builder()
-        .timeout(limits.request_timeout)
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(risk)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_shutdown)
-        .await;
+    let result = router.serve(grpc, grpc_shutdown).await;
     evictor.abort();
     if let Some(t) = admin_task {
         if let Ok(Err(e)) = t.await {
