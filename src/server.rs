@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 /// Explicit server limits (tonic's defaults are far too generous for a hot path
@@ -106,9 +106,18 @@ impl RiskRouter {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
         self.0
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
     }
+}
+
+/// Accepted connections with `TCP_NODELAY`, as tonic's own `serve(addr)` sets
+/// them: `serve_with_incoming` ignores the builder's `tcp_nodelay`, and with
+/// Nagle on, a response written while an earlier one is unacknowledged waits
+/// for the client's delayed ACK (40 ms) whenever the client has nothing else to
+/// send.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight
@@ -197,7 +206,7 @@ pub async fn serve<S: StateStore>(
         let server = tonic::transport::Server::builder()
             .timeout(limits.request_timeout)
             .add_service(api)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(a.listener), async move {
+            .serve_with_incoming_shutdown(incoming(a.listener), async move {
                 let _ = stop.wait_for(|s| *s).await;
             });
         tokio::spawn(server)
@@ -220,4 +229,23 @@ pub async fn serve<S: StateStore>(
         }
     }
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    /// With Nagle on, the second of two answers written back to back waited
+    /// for the client's delayed ACK: two concurrent calls on an otherwise idle
+    /// connection took ~42 ms instead of ~0.5 ms (`cargo bench --bench grpc`).
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
 }
