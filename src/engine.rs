@@ -8,7 +8,7 @@ use crate::decision::{Decision, Verdict};
 use crate::effects::{self, SubjectKeys};
 use crate::keys::{domain_tag, KeyHasher};
 use crate::limits::conversion::{ConversionStats, Label, Scope};
-use crate::limits::listing::{LengthSet, ListKind, Listing};
+use crate::limits::listing::{KindSet, LengthSet, ListKind, Listing};
 use crate::limits::{
     CheckBatch, Effect, Inspect, Inspection, Keep, List, RateCheck, Remembered, ResetScope,
     StateStore, StoreError,
@@ -127,7 +127,10 @@ pub struct Engine<S> {
     ids: IdGen,
     options: EngineOptions,
     d: Domains,
-    /// Lengths of blocked prefixes and networks, so a request looks up only those.
+    /// Kinds of subject listed by this process, and the lengths of listed
+    /// prefixes and networks: a request looks up only those. (The listings
+    /// themselves live in the store; these are what this process set.)
+    listed: KindSet,
     prefix_lens: LengthSet,
     v4_lens: LengthSet,
     v6_lens: LengthSet,
@@ -153,6 +156,7 @@ impl<S: StateStore> Engine<S> {
             ids: IdGen::new(),
             options,
             d: Domains::new(),
+            listed: KindSet::default(),
             prefix_lens: LengthSet::default(),
             v4_lens: LengthSet::default(),
             v6_lens: LengthSet::default(),
@@ -475,18 +479,29 @@ impl<S: StateStore> Engine<S> {
             blocks.push(k);
             safe.push(k);
         };
-        if let Some(p) = &input.phone {
+        let listed = |kind| self.listed.contains(kind);
+        if let Some(p) = input.phone.as_ref().filter(|_| listed(ListKind::Phone)) {
             both(self.list_key(ListKind::Phone, p.digits().as_bytes()));
         }
-        if let Some(a) = &input.account_id {
+        if let Some(a) = input
+            .account_id
+            .as_ref()
+            .filter(|_| listed(ListKind::Account))
+        {
             both(self.list_key(ListKind::Account, a.as_bytes()));
         }
-        if let Some(d) = &input.device_id {
+        if let Some(d) = input
+            .device_id
+            .as_ref()
+            .filter(|_| listed(ListKind::Device))
+        {
             both(self.list_key(ListKind::Device, d.as_bytes()));
         }
         if let Some(addr) = input.ip {
             let mut buf: SubjectBuf = [0; 18];
-            both(self.list_key(ListKind::Ip, ip::octets(addr, &mut buf)));
+            if listed(ListKind::Ip) {
+                both(self.list_key(ListKind::Ip, ip::octets(addr, &mut buf)));
+            }
             let lens = match addr {
                 IpAddr::V4(_) => &self.v4_lens,
                 IpAddr::V6(_) => &self.v6_lens,
@@ -504,7 +519,12 @@ impl<S: StateStore> Engine<S> {
                 }
             }
         }
-        if let Some(r) = signals.phone.as_ref().and_then(|f| f.region) {
+        if let Some(r) = signals
+            .phone
+            .as_ref()
+            .and_then(|f| f.region)
+            .filter(|_| listed(ListKind::Country))
+        {
             blocks.push(self.list_key(ListKind::Country, r.as_bytes()));
         }
         (blocks, safe)
@@ -512,20 +532,21 @@ impl<S: StateStore> Engine<S> {
 
     /// The listing key of an admin subject (`None` for sessions, which are not
     /// listed).
-    fn admin_list_key(&self, s: &AdminSubject) -> Option<u64> {
+    fn admin_list_key(&self, s: &AdminSubject) -> Option<(ListKind, u64)> {
         let mut buf: SubjectBuf = [0; 18];
-        Some(match s {
-            AdminSubject::Phone(p) => self.list_key(ListKind::Phone, p.digits().as_bytes()),
-            AdminSubject::Prefix(p) => self.list_key(ListKind::Prefix, p.as_bytes()),
-            AdminSubject::Account(a) => self.list_key(ListKind::Account, a.as_bytes()),
-            AdminSubject::Device(d) => self.list_key(ListKind::Device, d.as_bytes()),
-            AdminSubject::Ip(a) => self.list_key(ListKind::Ip, ip::octets(*a, &mut buf)),
+        let (kind, subject): (_, &[u8]) = match s {
+            AdminSubject::Phone(p) => (ListKind::Phone, p.digits().as_bytes()),
+            AdminSubject::Prefix(p) => (ListKind::Prefix, p.as_bytes()),
+            AdminSubject::Account(a) => (ListKind::Account, a.as_bytes()),
+            AdminSubject::Device(d) => (ListKind::Device, d.as_bytes()),
+            AdminSubject::Ip(a) => (ListKind::Ip, ip::octets(*a, &mut buf)),
             AdminSubject::Network(a, len) => {
-                self.list_key(ListKind::Network, ip::network(*a, *len, *len, &mut buf))
+                (ListKind::Network, ip::network(*a, *len, *len, &mut buf))
             }
-            AdminSubject::Country(c) => self.list_key(ListKind::Country, c.as_bytes()),
+            AdminSubject::Country(c) => (ListKind::Country, c.as_bytes()),
             AdminSubject::Session(_) => return None,
-        })
+        };
+        Some((kind, self.list_key(kind, subject)))
     }
 
     /// Rate-limit keys of the rules keyed on this kind of subject.
@@ -591,7 +612,7 @@ impl<S: StateStore> Engine<S> {
         let snap = self.policy.load();
         let now = self.clock.now_nanos();
         let rates = self.admin_rate_checks(&snap, s);
-        let list = self.admin_list_key(s);
+        let list = self.admin_list_key(s).map(|(_, key)| key);
         let (phone, account, session) = self.admin_state_keys(s);
         let q = Inspect {
             now,
@@ -623,9 +644,10 @@ impl<S: StateStore> Engine<S> {
         duration: Option<Duration>,
         reason: &str,
     ) -> Result<bool, EngineError> {
-        let Some(key) = self.admin_list_key(s) else {
+        let Some((kind, key)) = self.admin_list_key(s) else {
             return Ok(false);
         };
+        self.listed.insert(kind);
         match s {
             AdminSubject::Prefix(p) => self.prefix_lens.insert(p.len() as u8),
             AdminSubject::Network(IpAddr::V4(_), len) => self.v4_lens.insert(*len),
@@ -642,7 +664,7 @@ impl<S: StateStore> Engine<S> {
 
     /// Takes a subject off a list; returns whether it was on it.
     pub async fn remove_listing(&self, list: List, s: &AdminSubject) -> Result<bool, EngineError> {
-        let Some(key) = self.admin_list_key(s) else {
+        let Some((_, key)) = self.admin_list_key(s) else {
             return Ok(false);
         };
         let view = self.inspect(s).await?;
@@ -710,9 +732,8 @@ impl<S: StateStore> Engine<S> {
     }
 }
 
-/// Unique assessment ids: a random 64-bit process prefix, then a counter run
-/// through a bijective mixer (so ids do not reveal traffic volume and spread
-/// evenly over map shards).
+/// Unique assessment ids: a random 64-bit process prefix and a counter
+/// starting at a random value (see [`AssessmentId::new`]).
 struct IdGen {
     prefix: u64,
     counter: AtomicU64,
@@ -729,17 +750,8 @@ impl IdGen {
     }
 
     fn next(&self) -> AssessmentId {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        AssessmentId((u128::from(self.prefix) << 64) | u128::from(splitmix64(n)))
+        AssessmentId::new(self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
     }
-}
-
-/// splitmix64's finaliser: a bijection on u64.
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -135,6 +135,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 9] = [
+        Outcome::OtpDelivered,
+        Outcome::OtpUndelivered,
+        Outcome::OtpVerified,
+        Outcome::OtpWrongCode,
+        Outcome::OtpExpired,
+        Outcome::LoginSucceeded,
+        Outcome::LoginFailed,
+        Outcome::StepUpPassed,
+        Outcome::StepUpFailed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::OtpDelivered => "otp_delivered",
@@ -212,6 +224,38 @@ fn describe_char(c: char) -> String {
 /// The identifier of a past assessment: 128 bits, written as 32 hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AssessmentId(pub u128);
+
+impl AssessmentId {
+    /// The id of the `seq`-th assessment of a process whose ids start with
+    /// `prefix`. The sequence number is mixed (a bijection), so ids do not
+    /// reveal traffic volume, and can be recovered with [`Self::sequence`].
+    pub fn new(prefix: u64, seq: u64) -> Self {
+        AssessmentId((u128::from(prefix) << 64) | u128::from(mix(seq)))
+    }
+
+    /// The sequence number the id was made from (what a store can index by).
+    pub fn sequence(self) -> u64 {
+        unmix(self.0 as u64)
+    }
+}
+
+/// splitmix64's finaliser: a bijection on u64.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The inverse of [`mix`] (the multipliers' inverses mod 2^64).
+fn unmix(mut z: u64) -> u64 {
+    z ^= (z >> 31) ^ (z >> 62);
+    z = z.wrapping_mul(0x3196_42b2_d24d_8ec3);
+    z ^= (z >> 27) ^ (z >> 54);
+    z = z.wrapping_mul(0x96de_1b17_3f11_9089);
+    z ^= (z >> 30) ^ (z >> 60);
+    z.wrapping_sub(0x9e37_79b9_7f4a_7c15)
+}
 
 impl fmt::Display for AssessmentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -546,6 +590,12 @@ mod tests {
 
     #[test]
     fn assessment_id_round_trips() {
+        for seq in [0, 1, 2, 12345, u64::MAX / 3, u64::MAX] {
+            let id = AssessmentId::new(0xfeed, seq);
+            assert_eq!(id.sequence(), seq);
+            assert_eq!((id.0 >> 64) as u64, 0xfeed);
+        }
+        assert_ne!(AssessmentId::new(0, 1).0 as u64, 1, "the sequence is mixed");
         let id = AssessmentId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         assert_eq!(id.to_string().parse::<AssessmentId>().unwrap(), id);
         assert!("xyz".parse::<AssessmentId>().is_err());

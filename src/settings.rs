@@ -185,7 +185,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_ASSESSMENT_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub assessment_ttl: Duration,
 
-    /// At most this many assessments are remembered for Report (memory bound).
+    /// The newest this many assessments are remembered for Report (memory
+    /// bound; an older one is reported by naming its subject).
     #[arg(long, env = "TOLLGATE_MAX_ASSESSMENTS", default_value_t = 1_000_000)]
     pub max_assessments: usize,
 

@@ -9,6 +9,7 @@ use super::conversion::{ConversionStats, Label, Window};
 use super::gcra::{self, TatMap};
 use super::listing::Listing;
 use super::phone::PhoneState;
+use super::recent::Recent;
 use super::session::SessionState;
 use super::{
     CheckBatch, CheckResults, Effect, Inspect, Inspection, Keep, List, Remembered, ResetScope,
@@ -17,7 +18,6 @@ use super::{
 use crate::request::AssessmentId;
 use dashmap::DashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Hasher for keys that are already hashes: returns the key itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,9 +61,8 @@ pub struct MemoryStore {
     windows: DashMap<Label, Window>,
     blocks: Map<Listing>,
     safe: Map<Listing>,
-    assessments: DashMap<u128, Remembered, PassThrough>,
+    assessments: Recent,
     limits: StoreLimits,
-    assessments_len: AtomicUsize,
 }
 
 fn active(map: &Map<Listing>, key: u64, now: u64) -> Option<Listing> {
@@ -71,8 +70,8 @@ fn active(map: &Map<Listing>, key: u64, now: u64) -> Option<Listing> {
 }
 
 impl MemoryStore {
-    /// Past `limits.max_assessments`, new assessments are not remembered (their
-    /// reports must then name the subject instead of the assessment id); the
+    /// The newest `limits.max_assessments` assessments are remembered (an older
+    /// one's report must name its subject instead of the assessment id); the
     /// other limits are kept by [`StateStore::relieve`].
     pub fn new(limits: StoreLimits) -> Self {
         MemoryStore {
@@ -83,9 +82,8 @@ impl MemoryStore {
             windows: DashMap::new(),
             blocks: DashMap::with_hasher(PassThrough),
             safe: DashMap::with_hasher(PassThrough),
-            assessments: DashMap::with_hasher(PassThrough),
+            assessments: Recent::new(limits.max_assessments),
             limits,
-            assessments_len: AtomicUsize::new(0),
         }
     }
 
@@ -115,11 +113,7 @@ impl MemoryStore {
             })
             .collect();
         if let Some((id, rec)) = b.remember {
-            if self.assessments_len.load(Ordering::Relaxed) < self.limits.max_assessments {
-                self.assessments.insert(id.0, rec);
-                self.assessments_len
-                    .store(self.assessments.len(), Ordering::Relaxed);
-            }
+            self.assessments.insert(id, rec);
         }
         CheckResults {
             rates,
@@ -283,11 +277,7 @@ impl StateStore for MemoryStore {
     }
 
     async fn recall(&self, id: AssessmentId, now: u64) -> Result<Option<Remembered>, StoreError> {
-        Ok(self
-            .assessments
-            .get(&id.0)
-            .map(|r| *r)
-            .filter(|r| r.expires_at > now))
+        Ok(self.assessments.get(id, now))
     }
 
     async fn inspect(&self, q: &Inspect) -> Result<Inspection, StoreError> {
@@ -336,9 +326,7 @@ impl StateStore for MemoryStore {
             + retain(&self.windows, |w| !w.idle(now))
             + retain(&self.blocks, |l| l.active(now))
             + retain(&self.safe, |l| l.active(now))
-            + retain(&self.assessments, |r| r.expires_at > now);
-        self.assessments_len
-            .store(self.assessments.len(), Ordering::Relaxed);
+            + self.assessments.evict(now);
         gone
     }
 
@@ -538,20 +526,20 @@ mod tests {
             conversion: [None, None],
             region: None,
         };
-        for i in 0..3u128 {
+        let ids: Vec<_> = (0..3).map(|n| AssessmentId::new(9, n)).collect();
+        for id in &ids {
             let mut b = batch(t0);
-            b.remember = Some((AssessmentId(i), rec));
+            b.remember = Some((*id, rec));
             st.check_now(&b);
         }
         assert_eq!(st.stats().assessments, 2, "bounded at max_assessments");
         assert_eq!(
-            futures_block(st.recall(AssessmentId(0), t0)).unwrap(),
-            Some(rec)
+            futures_block(st.recall(ids[0], t0)).unwrap(),
+            None,
+            "the oldest made room for the newest"
         );
-        assert_eq!(
-            futures_block(st.recall(AssessmentId(0), t0 + 60 * S)).unwrap(),
-            None
-        );
+        assert_eq!(futures_block(st.recall(ids[2], t0)).unwrap(), Some(rec));
+        assert_eq!(futures_block(st.recall(ids[1], t0 + 60 * S)).unwrap(), None);
         assert_eq!(st.evict_idle(t0 + 60 * S), 2);
     }
 

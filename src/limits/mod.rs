@@ -14,6 +14,7 @@ pub mod gcra;
 pub mod listing;
 pub mod memory;
 pub mod phone;
+pub mod recent;
 pub mod session;
 
 use crate::policy::{BackoffParams, Quota};
@@ -227,7 +228,7 @@ pub struct StoreLimits {
     pub max_subjects: usize,
     /// Conversion windows (number ranges; countries are always kept).
     pub max_windows: usize,
-    /// Assessments remembered for `Report`.
+    /// Assessments remembered for `Report`: the newest this many.
     pub max_assessments: usize,
 }
 

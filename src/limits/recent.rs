@@ -1,0 +1,153 @@
+//! The newest assessments, for `Report` to find by id: a ring of
+//! `max_assessments` slots indexed by the id's sequence number.
+//!
+//! Consecutive assessments land in neighbouring slots (one cache line touched
+//! per assessment, no hashing, no growth), the oldest is overwritten when the
+//! ring comes round, and memory is bounded by construction. Slots are
+//! allocated a chunk at a time, as the ring first fills.
+
+use super::Remembered;
+use crate::request::AssessmentId;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Slots allocated at once.
+const CHUNK: usize = 4096;
+
+type Slot = Mutex<Option<(AssessmentId, Remembered)>>;
+
+pub struct Recent {
+    chunks: Box<[OnceLock<Box<[Slot]>>]>,
+    capacity: usize,
+    /// Slots holding an assessment (expired or not).
+    filled: AtomicUsize,
+}
+
+impl Recent {
+    /// `capacity` 0: nothing is remembered.
+    pub fn new(capacity: usize) -> Self {
+        Recent {
+            chunks: (0..capacity.div_ceil(CHUNK))
+                .map(|_| OnceLock::new())
+                .collect(),
+            capacity,
+            filled: AtomicUsize::new(0),
+        }
+    }
+
+    fn slot(&self, id: AssessmentId) -> Option<&Slot> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let i = (id.sequence() % self.capacity as u64) as usize;
+        let chunk = self.chunks[i / CHUNK].get_or_init(|| {
+            let len = CHUNK.min(self.capacity - i / CHUNK * CHUNK);
+            (0..len).map(|_| Mutex::new(None)).collect()
+        });
+        Some(&chunk[i % CHUNK])
+    }
+
+    /// Remembers `rec`, in place of the assessment `capacity` ids older.
+    pub fn insert(&self, id: AssessmentId, rec: Remembered) {
+        if let Some(slot) = self.slot(id) {
+            let old = lock(slot).replace((id, rec));
+            if old.is_none() {
+                self.filled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The assessment `id`, unless it expired or was overwritten.
+    pub fn get(&self, id: AssessmentId, now: u64) -> Option<Remembered> {
+        let slot = self.slot(id)?;
+        let guard = lock(slot);
+        guard
+            .filter(|(held, rec)| *held == id && rec.expires_at > now)
+            .map(|(_, rec)| rec)
+    }
+
+    /// Empties the slots of expired assessments; returns how many.
+    pub fn evict(&self, now: u64) -> usize {
+        let mut gone = 0;
+        for chunk in self.chunks.iter().filter_map(OnceLock::get) {
+            for slot in chunk.iter() {
+                let mut s = lock(slot);
+                if s.is_some_and(|(_, rec)| rec.expires_at <= now) {
+                    *s = None;
+                    gone += 1;
+                }
+            }
+        }
+        self.filled.fetch_sub(gone, Ordering::Relaxed);
+        gone
+    }
+
+    pub fn len(&self) -> usize {
+        self.filled.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A slot holds plain data: a panic elsewhere cannot leave it half-written.
+fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<(AssessmentId, Remembered)>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Event;
+
+    fn rec(expires_at: u64) -> Remembered {
+        Remembered {
+            expires_at,
+            event: Event::OtpSend,
+            phone: Some(1),
+            session: None,
+            account: None,
+            conversion: [None, None],
+            region: None,
+        }
+    }
+
+    #[test]
+    fn the_oldest_is_overwritten_when_the_ring_comes_round() {
+        let r = Recent::new(CHUNK + 3);
+        let ids: Vec<_> = (0..CHUNK as u64 + 5)
+            .map(|n| AssessmentId::new(7, 1000 + n))
+            .collect();
+        for (n, id) in ids.iter().enumerate() {
+            r.insert(*id, rec(100 + n as u64));
+        }
+        assert_eq!(r.len(), CHUNK + 3, "every slot filled once");
+        assert_eq!(r.get(ids[0], 0), None, "overwritten");
+        assert_eq!(r.get(ids[1], 0), None, "overwritten");
+        assert_eq!(r.get(ids[2], 0), Some(rec(102)));
+        assert_eq!(r.get(ids[CHUNK + 4], 0), Some(rec(100 + CHUNK as u64 + 4)));
+        // Same slot, another id (another process prefix): not found.
+        assert_eq!(r.get(AssessmentId::new(8, 1002), 0), None);
+    }
+
+    #[test]
+    fn expired_assessments_are_not_found_and_are_evicted() {
+        let r = Recent::new(10);
+        r.insert(AssessmentId::new(1, 0), rec(50));
+        r.insert(AssessmentId::new(1, 1), rec(60));
+        assert_eq!(r.get(AssessmentId::new(1, 0), 49), Some(rec(50)));
+        assert_eq!(r.get(AssessmentId::new(1, 0), 50), None);
+        assert_eq!(r.evict(55), 1);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.get(AssessmentId::new(1, 1), 55), Some(rec(60)));
+    }
+
+    #[test]
+    fn capacity_zero_remembers_nothing() {
+        let r = Recent::new(0);
+        r.insert(AssessmentId::new(1, 0), rec(50));
+        assert_eq!(r.get(AssessmentId::new(1, 0), 0), None);
+        assert!(r.is_empty());
+    }
+}
