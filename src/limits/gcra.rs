@@ -56,6 +56,14 @@ struct AtNow<'a> {
 }
 
 impl AtNow<'_> {
+    /// A stored TAT as governor sees it; one in the past is the same as a
+    /// fresh key.
+    fn relative(&self, tat: u64) -> Option<Nanos> {
+        tat.checked_sub(self.now)
+            .filter(|&r| r > 0)
+            .map(Nanos::from)
+    }
+
     fn cell(&self, next: Nanos) -> Cell {
         let tat = self.now + u64::from(next);
         Cell {
@@ -72,22 +80,22 @@ impl GovernorStore for AtNow<'_> {
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
+        if !self.commit {
+            // A peek: the shard's read lock is enough, and a key never seen
+            // is not inserted.
+            let rel = self.map.get(key).and_then(|c| self.relative(c.tat));
+            return f(rel).map(|(t, _)| t);
+        }
         // The shard's write lock makes read-decide-write atomic per key.
         match self.map.entry(*key) {
             Entry::Occupied(mut o) => {
-                // A TAT in the past is the same as a fresh key.
-                let rel = o.get().tat.checked_sub(self.now).filter(|&r| r > 0);
-                let (t, next) = f(rel.map(Nanos::from))?;
-                if self.commit {
-                    *o.get_mut() = self.cell(next);
-                }
+                let (t, next) = f(self.relative(o.get().tat))?;
+                *o.get_mut() = self.cell(next);
                 Ok(t)
             }
             Entry::Vacant(v) => {
                 let (t, next) = f(None)?;
-                if self.commit {
-                    v.insert(self.cell(next));
-                }
+                v.insert(self.cell(next));
                 Ok(t)
             }
         }
