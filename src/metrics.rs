@@ -8,13 +8,15 @@ use crate::decision::Decision;
 use crate::limits::conversion::{ConversionStats, Label, Scope};
 use crate::limits::StoreStats;
 use crate::policy::Snapshot;
-use crate::request::{AssessInput, Outcome};
+use crate::request::{AssessInput, Channel, Event, Outcome};
 use crate::signals::CountryCode;
+use dashmap::DashMap;
 use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Histogram, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub const DECISIONS: &str = "tollgate_decisions_total";
@@ -148,15 +150,74 @@ fn describe() {
     counter!(AUDIT_WRITE_ERRORS).absolute(0);
 }
 
+/// Handles of the series recorded on every call, registered once: after
+/// that, recording one is an atomic add, with no label lookup, allocation or
+/// lock. Cached only once [`install`] has put the Prometheus recorder in place
+/// (before, recording goes to the no-op recorder and nothing is kept).
+/// `slot` `None` (an index past a table: a variant missing from an `ALL`
+/// list) records uncached.
+fn with<T>(slot: Option<&OnceLock<T>>, make: impl FnOnce() -> T, f: impl FnOnce(&T)) {
+    match slot {
+        Some(slot) if HANDLE.get().is_some() => f(slot.get_or_init(make)),
+        _ => f(&make()),
+    }
+}
+
+const EVENTS: usize = Event::ALL.len();
+/// Channels and "none".
+const CHANNELS: usize = Channel::ALL.len() + 1;
+const VERDICTS: usize = 3;
+/// Two-letter codes and "unknown".
+const COUNTRIES: usize = 26 * 26 + 1;
+
+static DECISION_COUNTERS: [OnceLock<Counter>; EVENTS * CHANNELS * VERDICTS] =
+    [const { OnceLock::new() }; EVENTS * CHANNELS * VERDICTS];
+static ASSESS_HISTOGRAM: OnceLock<Histogram> = OnceLock::new();
+static REPORT_HISTOGRAM: OnceLock<Histogram> = OnceLock::new();
+static REPORT_COUNTERS: [OnceLock<Counter>; Outcome::ALL.len()] =
+    [const { OnceLock::new() }; Outcome::ALL.len()];
+static SEND_COUNTERS: [OnceLock<Counter>; COUNTRIES] = [const { OnceLock::new() }; COUNTRIES];
+static VERIFIED_COUNTERS: [OnceLock<Counter>; COUNTRIES] = [const { OnceLock::new() }; COUNTRIES];
+/// Rule id -> [not shadow, shadow]. Bounded by the rule ids policies have had.
+static REASON_COUNTERS: OnceLock<DashMap<Arc<str>, [OnceLock<Counter>; 2]>> = OnceLock::new();
+
 pub fn decision(input: &AssessInput, d: &Decision, took: Duration) {
-    let channel = input.channel.map_or("none", |c| c.as_str());
-    counter!(DECISIONS, "event" => input.event.as_str(), "channel" => channel, "decision" => d.verdict.as_str())
-        .increment(1);
+    let channel = input.channel.map_or(0, |c| c as usize + 1);
+    let event = input.event as usize;
+    let i = if event < EVENTS && channel < CHANNELS {
+        (event * CHANNELS + channel) * VERDICTS + d.verdict as usize
+    } else {
+        usize::MAX
+    };
+    with(
+        DECISION_COUNTERS.get(i),
+        || {
+            let channel = input.channel.map_or("none", |c| c.as_str());
+            counter!(DECISIONS, "event" => input.event.as_str(), "channel" => channel, "decision" => d.verdict.as_str())
+        },
+        |c| c.increment(1),
+    );
     for r in &d.reasons {
-        counter!(REASONS, "rule" => r.code.to_string(), "shadow" => if r.shadow { "true" } else { "false" })
+        let make = || counter!(REASONS, "rule" => r.code.to_string(), "shadow" => if r.shadow { "true" } else { "false" });
+        if HANDLE.get().is_none() {
+            make().increment(1);
+            continue;
+        }
+        let rules = REASON_COUNTERS.get_or_init(DashMap::new);
+        let slot = usize::from(r.shadow);
+        if let Some(c) = rules.get(&*r.code) {
+            c[slot].get_or_init(make).increment(1);
+            continue;
+        }
+        rules.entry(r.code.clone()).or_default()[slot]
+            .get_or_init(make)
             .increment(1);
     }
-    histogram!(ASSESS_SECONDS).record(took.as_secs_f64());
+    with(
+        Some(&ASSESS_HISTOGRAM),
+        || histogram!(ASSESS_SECONDS),
+        |h| h.record(took.as_secs_f64()),
+    );
 }
 
 /// A country label: an ISO code from the number plan (a bounded set), or
@@ -165,16 +226,39 @@ fn country(region: Option<CountryCode>) -> String {
     region.map_or_else(|| "unknown".to_owned(), |r| r.as_str().to_owned())
 }
 
+fn country_index(region: Option<CountryCode>) -> usize {
+    let letter = |c: u8| c.checked_sub(b'A').filter(|&i| i < 26).map(usize::from);
+    region
+        .and_then(|r| Some(letter(r.as_bytes()[0])? * 26 + letter(r.as_bytes()[1])?))
+        .unwrap_or(COUNTRIES - 1)
+}
+
 pub fn otp_sent(region: Option<CountryCode>) {
-    counter!(OTP_SENDS, "country" => country(region)).increment(1);
+    with(
+        SEND_COUNTERS.get(country_index(region)),
+        || counter!(OTP_SENDS, "country" => country(region)),
+        |c| c.increment(1),
+    );
 }
 
 pub fn report(outcome: Outcome, region: Option<CountryCode>, took: Duration) {
-    counter!(REPORTS, "outcome" => outcome.as_str()).increment(1);
+    with(
+        REPORT_COUNTERS.get(outcome as usize),
+        || counter!(REPORTS, "outcome" => outcome.as_str()),
+        |c| c.increment(1),
+    );
     if outcome == Outcome::OtpVerified {
-        counter!(OTP_VERIFICATIONS, "country" => country(region)).increment(1);
+        with(
+            VERIFIED_COUNTERS.get(country_index(region)),
+            || counter!(OTP_VERIFICATIONS, "country" => country(region)),
+            |c| c.increment(1),
+        );
     }
-    histogram!(REPORT_SECONDS).record(took.as_secs_f64());
+    with(
+        Some(&REPORT_HISTOGRAM),
+        || histogram!(REPORT_SECONDS),
+        |h| h.record(took.as_secs_f64()),
+    );
 }
 
 pub fn invalid_request(method: &'static str) {
@@ -266,4 +350,31 @@ pub fn audit_dropped() {
 /// `n` audit records lost to an I/O error of the audit sink.
 pub fn audit_write_errors(n: u64) {
     counter!(AUDIT_WRITE_ERRORS).increment(n);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_label_value_has_its_own_handle_slot() {
+        // The tables are indexed by discriminant: each list must be complete
+        // and in declaration order.
+        for (i, e) in Event::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i);
+        }
+        for (i, c) in Channel::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+        }
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i);
+        }
+        let codes: std::collections::HashSet<_> = ["AA", "FR", "GG", "ZZ", "ZA"]
+            .iter()
+            .map(|c| country_index(CountryCode::parse(c)))
+            .collect();
+        assert_eq!(codes.len(), 5);
+        assert!(codes.iter().all(|&i| i < COUNTRIES - 1));
+        assert_eq!(country_index(None), COUNTRIES - 1);
+    }
 }
