@@ -91,6 +91,22 @@ impl LengthSet {
     }
 }
 
+/// Which kinds of subject have ever been listed, so a request computes and
+/// looks up only the keys that could be on a list (most deployments list a
+/// few numbers or networks, and most requests find nothing).
+#[derive(Debug, Default)]
+pub struct KindSet(AtomicU64);
+
+impl KindSet {
+    pub fn insert(&self, kind: ListKind) {
+        self.0.fetch_or(1 << kind as u32, Ordering::Relaxed);
+    }
+
+    pub fn contains(&self, kind: ListKind) -> bool {
+        self.0.load(Ordering::Relaxed) >> (kind as u32) & 1 == 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
