@@ -7,6 +7,8 @@
 //! allow path must stay allowed to be measured. Four codes in five are
 //! reported verified, as real traffic does, so conversion stays healthy.
 //!
+//! The Prometheus recorder is installed, as `tollgate serve` does.
+//!
 //! Cases: signal gathering alone; an allowed OTP send to a subject never seen
 //! (cold keys); an allowed OTP send to subjects already tracked (hot keys); a
 //! throttled send (the same number again). Criterion reports medians; a second
@@ -147,6 +149,8 @@ struct Bench {
 }
 
 fn setup() -> Bench {
+    // Metrics are recorded as in the service.
+    tollgate::metrics::install();
     let dir = tempfile::tempdir().unwrap();
     let sources = Arc::new(write_data(dir.path()));
     let names = ListNames {
@@ -245,6 +249,27 @@ fn percentiles(name: &str, n: usize, mut f: impl FnMut() -> Duration) {
 fn bench(c: &mut Criterion) {
     let mut b = setup();
     let hot_base = 1_000_000u64;
+    if let Ok(secs) = std::env::var("TOLLGATE_PROFILE_SECS") {
+        // `TOLLGATE_PROFILE_SECS=10 perf record ...`: only the cold allow path
+        // after the setup, for a profiler to see nothing else.
+        let until = Instant::now() + Duration::from_secs(secs.parse().unwrap());
+        let inputs: Vec<AssessInput> = valid_requests(10_000_000).take(300_000).collect();
+        eprintln!("profiling the cold allow path");
+        let mut calls = 0;
+        for input in inputs.iter().cycle() {
+            let r = now(b.engine.assess(input)).unwrap();
+            if calls % 5 != 0 {
+                now(b.engine.report(&verified(r.id))).unwrap();
+            }
+            calls += 1;
+            b.clock.advance(STEP);
+            if calls % 1024 == 0 && Instant::now() > until {
+                break;
+            }
+        }
+        eprintln!("{calls} calls");
+        return;
+    }
 
     // Percentiles first, on the same engine.
     let inputs: Vec<AssessInput> = valid_requests(10_000_000).take(200_000).collect();
