@@ -212,6 +212,74 @@ async fn an_operator_block_applies_even_in_global_shadow() {
     srv.stop().await;
 }
 
+#[tokio::test]
+async fn blocks_of_a_number_a_device_and_an_ip_apply_to_requests_naming_them() {
+    let srv = TestServer::start(tollgate::policy::DEFAULT_POLICY).await;
+    let mut c = srv.client().await;
+    let mut a = srv.admin(Some(ADMIN_TOKEN)).await;
+    let send = |phone: &str, ip: &str, device: &str| pb::AssessRequest {
+        device_id: device.into(),
+        ..otp_send(phone, ip)
+    };
+    // Before any block, each of these sends is allowed.
+    for (phone, ip, device) in [
+        ("+33612345001", "198.51.100.11", "dev-1"),
+        ("+33612345002", "198.51.100.12", "dev-2"),
+        ("+33612345003", "198.51.100.13", "dev-3"),
+    ] {
+        let r = c
+            .assess(send(phone, ip, device))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(decision(&r), pb::Decision::Allow, "{r:?}");
+    }
+    for kind in [
+        Kind::PhoneNumber("+33612345001".into()),
+        Kind::DeviceId("dev-2".into()),
+        Kind::Ip("198.51.100.13".into()),
+    ] {
+        a.block(pb::BlockRequest {
+            subject: subj(kind),
+            duration: None,
+            reason: "fraud ticket 9".into(),
+        })
+        .await
+        .unwrap();
+    }
+    srv.clock.advance(Duration::from_secs(3600));
+    for (phone, ip, device) in [
+        ("+33612345001", "198.51.100.21", "dev-9"),
+        ("+33612345009", "198.51.100.22", "dev-2"),
+        ("+33612345008", "198.51.100.13", "dev-8"),
+    ] {
+        let r = c
+            .assess(send(phone, ip, device))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            decision(&r),
+            pb::Decision::Block,
+            "{phone} {ip} {device}: {r:?}"
+        );
+        assert!(
+            r.reasons
+                .iter()
+                .any(|x| x.message.contains("fraud ticket 9")),
+            "{r:?}"
+        );
+    }
+    // A request naming none of them is still allowed.
+    let r = c
+        .assess(send("+33612345007", "198.51.100.27", "dev-7"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(decision(&r), pb::Decision::Allow, "{r:?}");
+    srv.stop().await;
+}
+
 const SAFE: &str = r#"
 version = "safe-test"
 [[limit]]
