@@ -319,15 +319,14 @@ impl StateStore for MemoryStore {
             m.retain(|_, v| keep(v));
             before - m.len()
         }
-        let gone = gcra::evict(&self.tats, now)
+        gcra::evict(&self.tats, now)
             + retain(&self.phones, |s| s.in_force(now))
             + retain(&self.sessions, |s| s.expires_at > now)
             + retain(&self.accounts, |s| s.in_force(now))
             + retain(&self.windows, |w| !w.idle(now))
             + retain(&self.blocks, |l| l.active(now))
             + retain(&self.safe, |l| l.active(now))
-            + self.assessments.evict(now);
-        gone
+            + self.assessments.evict(now)
     }
 
     fn relieve(&self, now: u64, keep: &Keep) -> usize {
