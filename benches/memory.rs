@@ -58,13 +58,15 @@ fn bytes_per_key() {
     for k in 0..n {
         let batch = CheckBatch {
             now: 1_000_000_000_000,
-            rates: vec![RateCheck {
+            rates: [RateCheck {
                 key: k.wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 quota,
                 cells: 1,
                 take: true,
                 bypassable: false,
-            }],
+            }]
+            .into_iter()
+            .collect(),
             ..CheckBatch::default()
         };
         now(store.check(&batch)).unwrap();

@@ -5,8 +5,7 @@
 //! unverified counts and counts as a conversion.
 
 use crate::decision::{Decision, Verdict};
-use crate::limits::conversion::Label;
-use crate::limits::{CheckBatch, Effect};
+use crate::limits::{CheckBatch, Effect, Effects, Labels};
 use crate::policy::findings::Findings;
 use crate::policy::Snapshot;
 use crate::request::{Channel, Event, Outcome};
@@ -21,7 +20,7 @@ pub struct SubjectKeys {
     /// Keyed hash of the destination, 0 when none.
     pub destination: u64,
     /// Conversion windows of the destination: country, then number range.
-    pub labels: Vec<Label>,
+    pub labels: Labels,
 }
 
 pub fn after_assess(
@@ -33,8 +32,8 @@ pub fn after_assess(
     findings: &Findings<'_>,
     decision: &Decision,
     now: u64,
-) -> Vec<Effect> {
-    let mut out = Vec::new();
+) -> Effects {
+    let mut out = Effects::new();
     if let (true, Some(s), Some(key)) = (findings.session_failed, &snap.session, keys.session) {
         out.push(Effect::SessionFailed {
             key,
@@ -111,8 +110,8 @@ pub fn after_assess(
     out
 }
 
-pub fn after_report(snap: &Snapshot, outcome: Outcome, keys: &SubjectKeys) -> Vec<Effect> {
-    let mut out = Vec::new();
+pub fn after_report(snap: &Snapshot, outcome: Outcome, keys: &SubjectKeys) -> Effects {
+    let mut out = Effects::new();
     match outcome {
         Outcome::OtpVerified => {
             out.extend(keys.phone.map(|key| Effect::PhoneVerified { key }));

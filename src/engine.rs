@@ -10,16 +10,17 @@ use crate::keys::{domain_tag, KeyHasher};
 use crate::limits::conversion::{ConversionStats, Label, Scope};
 use crate::limits::listing::{KindSet, LengthSet, ListKind, Listing};
 use crate::limits::{
-    CheckBatch, Effect, Inspect, Inspection, Keep, List, RateCheck, Remembered, ResetScope,
-    StateStore, StoreError,
+    CheckBatch, Effect, Inspect, Inspection, Keep, Labels, List, ListKeys, RateCheck, Rates,
+    Remembered, ResetScope, StateStore, StoreError, RATES_INLINE,
 };
 use crate::metrics;
 use crate::policy::findings::{self, Asked};
-use crate::policy::{evaluate, Count, KeyKind, ListNames, Snapshot};
+use crate::policy::{evaluate, Count, KeyKind, ListNames, Rule, Snapshot};
 use crate::request::{AdminSubject, AssessInput, AssessmentId, Channel, Event, ReportInput, E164};
 use crate::signals::data::DataSet;
 use crate::signals::{ip, phone, CountryCode, PhoneFacts, Signals, SubjectBuf};
 use arc_swap::ArcSwap;
+use smallvec::SmallVec;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -245,8 +246,8 @@ impl<S: StateStore> Engine<S> {
         );
 
         let mut buf: SubjectBuf = [0; 18];
-        let mut rates = Vec::with_capacity(snap.limits.len());
-        let mut rate_rules = Vec::with_capacity(snap.limits.len());
+        let mut rates = Rates::new();
+        let mut rate_rules: SmallVec<[&Rule; RATES_INLINE]> = SmallVec::new();
         for limit in &snap.limits {
             if !limit.rule.applies(input.event, input.channel) {
                 continue;
@@ -268,7 +269,7 @@ impl<S: StateStore> Engine<S> {
         let conversion = if counts_conversion {
             keys.labels.clone()
         } else {
-            Vec::new()
+            Labels::new()
         };
         let id = self.ids.next();
         let batch = CheckBatch {
@@ -457,7 +458,7 @@ impl<S: StateStore> Engine<S> {
                 let prefix = Label::new(Scope::Prefix, f.prefix(p, c.prefix_digits));
                 country.into_iter().chain(prefix).collect()
             }
-            _ => Vec::new(),
+            _ => Labels::new(),
         };
         SubjectKeys {
             phone,
@@ -473,8 +474,8 @@ impl<S: StateStore> Engine<S> {
     }
 
     /// Keys of the admin blocks and safe-list entries that could apply.
-    fn listing_keys(&self, input: &AssessInput, signals: &Signals) -> (Vec<u64>, Vec<u64>) {
-        let (mut blocks, mut safe) = (Vec::new(), Vec::new());
+    fn listing_keys(&self, input: &AssessInput, signals: &Signals) -> (ListKeys, ListKeys) {
+        let (mut blocks, mut safe) = (ListKeys::new(), ListKeys::new());
         let mut both = |k: u64| {
             blocks.push(k);
             safe.push(k);

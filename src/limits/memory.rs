@@ -461,8 +461,8 @@ mod tests {
         );
         let b = CheckBatch {
             now: t0,
-            blocks: vec![4, 5],
-            safe: vec![6],
+            blocks: [4, 5].into_iter().collect(),
+            safe: [6].into_iter().collect(),
             ..Default::default()
         };
         let r = st.check_now(&b);

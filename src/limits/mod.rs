@@ -25,6 +25,7 @@ use conversion::{ConversionStats, Label};
 use listing::Listing;
 use phone::PhoneState;
 use session::{SessionParams, SessionState};
+use smallvec::SmallVec;
 use std::future::Future;
 use std::time::Duration;
 
@@ -44,21 +45,34 @@ pub struct RateCheck {
     pub bypassable: bool,
 }
 
+/// Per-decision lists live on the stack up to these sizes (the default policy
+/// runs about ten rate checks on an OTP send); a larger policy spills to the
+/// heap and still works.
+pub const RATES_INLINE: usize = 16;
+pub type Rates = SmallVec<[RateCheck; RATES_INLINE]>;
+pub type Waits = SmallVec<[Option<Duration>; RATES_INLINE]>;
+/// Conversion windows of one destination: its country and its number range.
+pub type Labels = SmallVec<[Label; 2]>;
+/// Admin-list keys of one request's subjects.
+pub type ListKeys = SmallVec<[u64; 8]>;
+/// An allowed OTP send makes about ten (takes, send counts, conversion).
+pub type Effects = SmallVec<[Effect; 16]>;
+
 /// Everything one decision asks of the store.
 #[derive(Debug, Clone, Default)]
 pub struct CheckBatch {
     pub now: u64,
-    pub rates: Vec<RateCheck>,
+    pub rates: Rates,
     pub phone: Option<u64>,
     pub session: Option<u64>,
     pub account: Option<u64>,
     /// Conversion windows of the destination country and number range.
-    pub conversion: Vec<Label>,
+    pub conversion: Labels,
     pub conversion_window: Duration,
     /// Keys of admin blocks that would apply to this request.
-    pub blocks: Vec<u64>,
+    pub blocks: ListKeys,
     /// Keys of safe-list entries that would apply to this request.
-    pub safe: Vec<u64>,
+    pub safe: ListKeys,
     /// Remember this assessment so a later `Report` can name it.
     pub remember: Option<(AssessmentId, Remembered)>,
 }
@@ -67,12 +81,12 @@ pub struct CheckBatch {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckResults {
     /// `None`: conformed (or skipped). `Some(wait)`: over the limit.
-    pub rates: Vec<Option<Duration>>,
+    pub rates: Waits,
     pub phone: Option<PhoneState>,
     pub session: Option<SessionState>,
     pub account: Option<AccountState>,
     /// Aligned with `batch.conversion`.
-    pub conversion: Vec<ConversionStats>,
+    pub conversion: SmallVec<[ConversionStats; 2]>,
     /// The first active block found.
     pub blocked: Option<Listing>,
     /// Some subject of the request is on the safe list.
