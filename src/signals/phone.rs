@@ -7,6 +7,7 @@
 use super::{CountryCode, SubjectBuf};
 use crate::request::E164;
 use rlibphonenumber::{PhoneNumber, PhoneNumberType};
+use std::sync::LazyLock;
 
 /// The number plan's view of a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,25 +71,84 @@ pub struct PhoneFacts {
     pub number_type: NumberType,
 }
 
-/// Parses a (syntactically valid) E.164 number against the number plan.
+/// Facts of a (syntactically valid) E.164 number.
+///
+/// The number is first read as written: the calling code (the plan's one
+/// that its first one to three digits spell) and the national significant
+/// number after it. When the plan knows that number's type, those are the
+/// facts. Otherwise (an invalid number, a leading zero, a trunk prefix written
+/// after the calling code) libphonenumber's full parser decides, as it always
+/// did: it also strips trunk prefixes and carrier codes, which is what makes
+/// it slow (0.8 µs of regular expressions against 0.05 µs). Both readings
+/// agree wherever the first one finds a valid number (tested against the
+/// parser on the plan's example numbers of every region and type and on
+/// numbers around them).
 pub fn facts(number: &E164) -> PhoneFacts {
-    match PhoneNumber::parse(number.as_str(), None) {
-        Ok(n) => {
-            let cc = n.country_code as u16;
-            let number_type = map_type(n.get_type());
-            PhoneFacts {
-                calling_code: cc,
-                calling_code_len: digits_of(cc),
-                region: n
-                    .get_region_code()
-                    .and_then(|r| CountryCode::parse(r.as_region_str().as_str())),
-                // libphonenumber's own definition (isValidNumberForRegion on
-                // the number's region): its type is known. Asking `is_valid`
-                // would match the number against the plan a second time.
-                valid: number_type != NumberType::Unknown,
-                number_type,
-            }
+    if let Some(n) = as_written(number) {
+        let number_type = map_type(n.get_type());
+        if number_type != NumberType::Unknown {
+            return of(&n, number_type);
         }
+    }
+    parsed(number)
+}
+
+/// Calling codes of the number plan, by value.
+static CALLING_CODES: LazyLock<[bool; 1000]> = LazyLock::new(|| {
+    let mut codes = [false; 1000];
+    for cc in rlibphonenumber::PHONE_NUMBER_UTIL.get_supported_calling_codes() {
+        if let Some(c) = usize::try_from(cc).ok().filter(|&c| c < 1000) {
+            codes[c] = true;
+        }
+    }
+    codes
+});
+
+/// The number as written: calling code and national significant number, no
+/// leading zero (libphonenumber's "Italian leading zero" is the parser's).
+fn as_written(number: &E164) -> Option<PhoneNumber> {
+    let d = number.digits().as_bytes();
+    let mut cc = 0usize;
+    for (i, &b) in d.iter().enumerate().take(3) {
+        cc = cc * 10 + usize::from(b - b'0');
+        if CALLING_CODES[cc] {
+            let national = &d[i + 1..];
+            if national.len() < 2 || national[0] == b'0' {
+                return None;
+            }
+            let nn = national
+                .iter()
+                .fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
+            return Some(PhoneNumber {
+                country_code: cc as i32,
+                national_number: nn,
+                ..PhoneNumber::default()
+            });
+        }
+    }
+    None
+}
+
+fn of(n: &PhoneNumber, number_type: NumberType) -> PhoneFacts {
+    let cc = n.country_code as u16;
+    PhoneFacts {
+        calling_code: cc,
+        calling_code_len: digits_of(cc),
+        region: n
+            .get_region_code()
+            .and_then(|r| CountryCode::parse(r.as_region_str().as_str())),
+        // libphonenumber's own definition (isValidNumberForRegion on the
+        // number's region): its type is known. Asking `is_valid` would match
+        // the number against the plan a second time.
+        valid: number_type != NumberType::Unknown,
+        number_type,
+    }
+}
+
+/// libphonenumber's parser on the whole string.
+fn parsed(number: &E164) -> PhoneFacts {
+    match PhoneNumber::parse(number.as_str(), None) {
+        Ok(n) => of(&n, map_type(n.get_type())),
         // Syntactically E.164 but not a known calling code (e.g. +999…): keep
         // the first digit as the "calling code" so prefix limits still group it.
         Err(_) => PhoneFacts {
@@ -204,6 +264,94 @@ mod tests {
             }
         }
         assert!(seen[0] > 100 && seen[1] > 100, "both kinds tried: {seen:?}");
+    }
+
+    /// The plan's example numbers of every region and type, numbers around
+    /// them (last digits changed, a trunk prefix or a zero written after the
+    /// calling code) and scattered digits after every calling code.
+    fn plan_numbers() -> Vec<String> {
+        use rlibphonenumber::{PhoneNumberFormat, PHONE_NUMBER_UTIL};
+        let util = &*PHONE_NUMBER_UTIL;
+        let types = [
+            PhoneNumberType::FixedLine,
+            PhoneNumberType::Mobile,
+            PhoneNumberType::FixedLineOrMobile,
+            PhoneNumberType::TollFree,
+            PhoneNumberType::PremiumRate,
+            PhoneNumberType::SharedCost,
+            PhoneNumberType::VoIP,
+            PhoneNumberType::PersonalNumber,
+            PhoneNumberType::Pager,
+            PhoneNumberType::UAN,
+            PhoneNumberType::VoiceMail,
+        ];
+        let mut examples = Vec::new();
+        for region in util.get_supported_regions() {
+            for t in types {
+                if let Ok(n) = util.get_example_number_for_type_and_region(region, t) {
+                    examples.push(n);
+                }
+            }
+        }
+        for cc in util.get_supported_global_network_calling_codes() {
+            if let Ok(n) = util.get_example_number_for_non_geo_entity(cc) {
+                examples.push(n);
+            }
+        }
+        assert!(examples.len() > 1000, "{} examples", examples.len());
+        let mut z = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            z ^= z << 13;
+            z ^= z >> 7;
+            z ^= z << 17;
+            z
+        };
+        let mut out = Vec::new();
+        for n in &examples {
+            let e164 = n.format_as(PhoneNumberFormat::E164).into_owned();
+            let cc = n.country_code.to_string();
+            let national = &e164[1 + cc.len()..];
+            for k in 1..=4usize.min(national.len()) {
+                for _ in 0..3 {
+                    let tail = format!("{:04}", next() % 10_000);
+                    let keep = &national[..national.len() - k];
+                    out.push(format!("+{cc}{keep}{}", &tail[4 - k..]));
+                }
+            }
+            for trunk in ["0", "1", "8", "9", "00", "15"] {
+                let s = format!("+{cc}{trunk}{national}");
+                if s.len() <= 16 {
+                    out.push(s);
+                }
+            }
+            out.push(e164);
+        }
+        for cc in util.get_supported_calling_codes() {
+            for _ in 0..40 {
+                let len = 2 + (next() % 13) as usize;
+                let digits = format!("{:015}", next() % 1_000_000_000_000_000);
+                let s = format!("+{cc}{}", &digits[..len.min(15 - cc.to_string().len())]);
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_number_as_written_agrees_with_the_parser() {
+        let (mut fast, mut total) = (0, 0);
+        for s in plan_numbers() {
+            let Ok(n) = s.parse::<E164>() else { continue };
+            total += 1;
+            let by_parser = parsed(&n);
+            assert_eq!(facts(&n), by_parser, "{s}");
+            fast += usize::from(
+                as_written(&n).is_some_and(|p| map_type(p.get_type()) != NumberType::Unknown),
+            );
+        }
+        // Both readings were exercised: most plan numbers are read as written,
+        // and thousands went to the parser.
+        assert!(fast > 10_000 && total - fast > 5_000, "{fast} of {total}");
     }
 
     #[test]
