@@ -249,21 +249,31 @@ fn percentiles(name: &str, n: usize, mut f: impl FnMut() -> Duration) {
 fn bench(c: &mut Criterion) {
     let mut b = setup();
     let hot_base = 1_000_000u64;
-    if let Ok(secs) = std::env::var("TOLLGATE_PROFILE_SECS") {
+    let secs = std::env::var("TOLLGATE_PROFILE_SECS").ok();
+    let calls = std::env::var("TOLLGATE_PROFILE_CALLS").ok();
+    if secs.is_some() || calls.is_some() {
         // `TOLLGATE_PROFILE_SECS=10 perf record ...`: only the cold allow path
         // after the setup, for a profiler to see nothing else.
-        let until = Instant::now() + Duration::from_secs(secs.parse().unwrap());
+        // `TOLLGATE_PROFILE_CALLS=N valgrind --tool=cachegrind ...`: exactly N
+        // such calls (and their reports); the difference between two values
+        // of N, divided, is the cost of one call in instructions and in
+        // simulated cache misses, which a shared machine does not disturb.
+        let until = secs.map(|s| Instant::now() + Duration::from_secs(s.parse().unwrap()));
+        let limit: usize = calls.map_or(usize::MAX, |c| c.parse().unwrap());
         let inputs: Vec<AssessInput> = valid_requests(10_000_000).take(300_000).collect();
         eprintln!("profiling the cold allow path");
         let mut calls = 0;
         for input in inputs.iter().cycle() {
+            if calls == limit {
+                break;
+            }
             let r = now(b.engine.assess(input)).unwrap();
             if calls % 5 != 0 {
                 now(b.engine.report(&verified(r.id))).unwrap();
             }
             calls += 1;
             b.clock.advance(STEP);
-            if calls % 1024 == 0 && Instant::now() > until {
+            if calls % 1024 == 0 && until.is_some_and(|u| Instant::now() > u) {
                 break;
             }
         }

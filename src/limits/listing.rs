@@ -81,13 +81,18 @@ impl LengthSet {
             self.0.load(Ordering::Relaxed),
             self.1.load(Ordering::Relaxed),
         );
-        (0u8..128).filter(move |&l| {
-            if l < 64 {
-                a >> l & 1 == 1
-            } else {
-                b >> (l - 64) & 1 == 1
-            }
-        })
+        // Set bits lowest first: as many steps as lengths present (usually
+        // none), not 128.
+        let bits = |mut w: u64, base: u8| {
+            std::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let l = w.trailing_zeros() as u8;
+                    w &= w - 1;
+                    base + l
+                })
+            })
+        };
+        bits(a, 0).chain(bits(b, 64))
     }
 }
 

@@ -12,7 +12,8 @@ use crate::limits::account::AccountParams;
 use crate::limits::session::{SessionFinding, SessionParams};
 use crate::request::Event;
 use crate::signals::CountryCode;
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -53,17 +54,19 @@ pub struct ConversionRules {
 }
 
 /// Cost of one code by destination region, in the operator's own units.
+/// Looked up on every cost-weighted limit of a decision; the keys come from the
+/// policy, so a fast unkeyed hash is safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Costs {
     pub default: u32,
-    pub by_region: HashMap<CountryCode, u32>,
+    pub by_region: FxHashMap<CountryCode, u32>,
 }
 
 impl Default for Costs {
     fn default() -> Self {
         Costs {
             default: 1,
-            by_region: HashMap::new(),
+            by_region: FxHashMap::default(),
         }
     }
 }
