@@ -258,8 +258,15 @@ fn unmix(mut z: u64) -> u64 {
 }
 
 impl fmt::Display for AssessmentId {
+    /// 32 lower-case hex digits. By hand: every `Assess` answer carries one,
+    /// and the formatter's padded-hex path costs several times this.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 32];
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = HEX[(self.0 >> (124 - 4 * i) & 0xf) as usize];
+        }
+        f.write_str(std::str::from_utf8(&buf).expect("hex digits are ASCII"))
     }
 }
 
@@ -597,7 +604,11 @@ mod tests {
         }
         assert_ne!(AssessmentId::new(0, 1).0 as u64, 1, "the sequence is mixed");
         let id = AssessmentId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        assert_eq!(id.to_string(), "0123456789abcdef0011223344556677");
         assert_eq!(id.to_string().parse::<AssessmentId>().unwrap(), id);
+        for v in [0, 1, 0xf << 124, u128::MAX, 0xfeed_u128 << 64 | 42] {
+            assert_eq!(AssessmentId(v).to_string(), format!("{v:032x}"));
+        }
         assert!("xyz".parse::<AssessmentId>().is_err());
         assert!("0123456789ABCDEF0011223344556677"
             .parse::<AssessmentId>()

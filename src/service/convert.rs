@@ -243,8 +243,8 @@ impl From<Assessment> for pb::AssessResponse {
             reasons: reasons
                 .into_iter()
                 .map(|r| pb::Reason {
-                    code: r.code.to_string(),
-                    message: r.message.to_string(),
+                    code: String::from(&*r.code),
+                    message: String::from(&*r.message),
                     shadow: r.shadow,
                 })
                 .collect(),
@@ -256,7 +256,7 @@ impl From<Assessment> for pb::AssessResponse {
             signals: Some(pb::Signals {
                 phone_region: phone
                     .and_then(|p| p.region)
-                    .map(|r| r.to_string())
+                    .map(|r| r.as_str().to_owned())
                     .unwrap_or_default(),
                 phone_calling_code: phone.map_or(0, |p| u32::from(p.calling_code)),
                 phone_type: phone
@@ -265,7 +265,7 @@ impl From<Assessment> for pb::AssessResponse {
                 phone_valid: phone.is_some_and(|p| p.valid),
                 ip_country: ip
                     .and_then(|f| f.country)
-                    .map(|c| c.to_string())
+                    .map(|c| c.as_str().to_owned())
                     .unwrap_or_default(),
                 asn: ip.and_then(|f| f.asn).unwrap_or(0),
                 asn_org: ip
@@ -278,7 +278,7 @@ impl From<Assessment> for pb::AssessResponse {
                 ip_proxy: ip
                     .is_some_and(|f| f.anonymous.public_proxy || f.anonymous.residential_proxy),
             }),
-            policy_version: policy_version.to_string(),
+            policy_version: String::from(&*policy_version),
         }
     }
 }
