@@ -213,7 +213,7 @@ async fn an_operator_block_applies_even_in_global_shadow() {
 }
 
 #[tokio::test]
-async fn blocks_of_a_number_a_device_and_an_ip_apply_to_requests_naming_them() {
+async fn blocks_of_a_number_a_device_an_ip_and_a_128_apply_to_requests_naming_them() {
     let srv = TestServer::start(tollgate::policy::DEFAULT_POLICY).await;
     let mut c = srv.client().await;
     let mut a = srv.admin(Some(ADMIN_TOKEN)).await;
@@ -226,6 +226,7 @@ async fn blocks_of_a_number_a_device_and_an_ip_apply_to_requests_naming_them() {
         ("+33612345001", "198.51.100.11", "dev-1"),
         ("+33612345002", "198.51.100.12", "dev-2"),
         ("+33612345003", "198.51.100.13", "dev-3"),
+        ("+33612345004", "2001:db8::7", "dev-4"),
     ] {
         let r = c
             .assess(send(phone, ip, device))
@@ -238,6 +239,8 @@ async fn blocks_of_a_number_a_device_and_an_ip_apply_to_requests_naming_them() {
         Kind::PhoneNumber("+33612345001".into()),
         Kind::DeviceId("dev-2".into()),
         Kind::Ip("198.51.100.13".into()),
+        // The longest network there is: one IPv6 address.
+        Kind::Network("2001:db8::7/128".into()),
     ] {
         a.block(pb::BlockRequest {
             subject: subj(kind),
@@ -252,6 +255,7 @@ async fn blocks_of_a_number_a_device_and_an_ip_apply_to_requests_naming_them() {
         ("+33612345001", "198.51.100.21", "dev-9"),
         ("+33612345009", "198.51.100.22", "dev-2"),
         ("+33612345008", "198.51.100.13", "dev-8"),
+        ("+33612345006", "2001:db8::7", "dev-6"),
     ] {
         let r = c
             .assess(send(phone, ip, device))

@@ -61,28 +61,22 @@ impl Listing {
 }
 
 /// Which prefix lengths have listings, so a request looks up only those
-/// (a prefix of any length can be blocked; most lengths have none).
+/// (a prefix of any length can be blocked; most lengths have none). Lengths
+/// 0 to 128: an IPv6 network may be a /128.
 #[derive(Debug, Default)]
-pub struct LengthSet(AtomicU64, AtomicU64);
+pub struct LengthSet([AtomicU64; 3]);
 
 impl LengthSet {
     pub fn insert(&self, len: u8) {
-        let (word, bit) = if len < 64 {
-            (&self.0, len)
-        } else {
-            (&self.1, len - 64)
-        };
-        word.fetch_or(1 << bit, Ordering::Relaxed);
+        let word = usize::from(len / 64).min(2);
+        self.0[word].fetch_or(1 << (len % 64), Ordering::Relaxed);
     }
 
     /// The lengths present, ascending.
     pub fn lengths(&self) -> impl Iterator<Item = u8> {
-        let (a, b) = (
-            self.0.load(Ordering::Relaxed),
-            self.1.load(Ordering::Relaxed),
-        );
+        let w = |i: usize| self.0[i].load(Ordering::Relaxed);
         // Set bits lowest first: as many steps as lengths present (usually
-        // none), not 128.
+        // none), not 129.
         let bits = |mut w: u64, base: u8| {
             std::iter::from_fn(move || {
                 (w != 0).then(|| {
@@ -92,7 +86,7 @@ impl LengthSet {
                 })
             })
         };
-        bits(a, 0).chain(bits(b, 64))
+        bits(w(0), 0).chain(bits(w(1), 64)).chain(bits(w(2), 128))
     }
 }
 
@@ -130,9 +124,12 @@ mod tests {
     fn length_set_reports_what_was_inserted() {
         let s = LengthSet::default();
         assert_eq!(s.lengths().count(), 0);
-        for l in [6, 0, 64, 127, 24] {
+        for l in [6, 0, 64, 128, 127, 24] {
             s.insert(l);
         }
-        assert_eq!(s.lengths().collect::<Vec<_>>(), vec![0, 6, 24, 64, 127]);
+        assert_eq!(
+            s.lengths().collect::<Vec<_>>(),
+            vec![0, 6, 24, 64, 127, 128]
+        );
     }
 }
