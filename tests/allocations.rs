@@ -103,6 +103,9 @@ fn verified(id: AssessmentId) -> ReportInput {
 
 #[test]
 fn an_allowed_decision_and_its_report_allocate_nothing_of_their_own() {
+    // The counter counts: one box is one allocation.
+    let (b, n) = allocations(|| Box::new(std::hint::black_box(7u64)));
+    assert_eq!((*b, n), (7, 1));
     tollgate::metrics::install();
     let names = ListNames {
         ip: vec![],
