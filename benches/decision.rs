@@ -20,17 +20,15 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use mmdb_writer::ipnet::IpNet;
 use mmdb_writer::{IpVersion, Value, Writer};
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tollgate::clock::FakeClock;
 use tollgate::decision::Verdict;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
+use tollgate::limits::memory::at_once as now;
 use tollgate::limits::{MemoryStore, StateStore};
 use tollgate::policy::{compile_with, ListNames, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
 use tollgate::request::{AssessInput, Channel, Event};
@@ -40,15 +38,6 @@ use tollgate::signals::Signals;
 /// Simulated time between two requests: 10 requests a second of scattered
 /// French traffic, which the default per-range limits let through.
 const STEP: Duration = Duration::from_millis(100);
-
-/// The memory store answers at once: poll once, no runtime.
-fn now<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store never waits"),
-    }
-}
 
 /// xorshift: deterministic inputs.
 struct Rng(u64);

@@ -6,28 +6,16 @@
 //!
 //! `cargo bench --bench memory` (FLOOD=n to change the 10 million)
 
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tollgate::clock::FakeClock;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
+use tollgate::limits::memory::at_once as now;
 use tollgate::limits::{CheckBatch, MemoryStore, RateCheck, StateStore, StoreLimits};
 use tollgate::policy::{compile, Quota, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
 use tollgate::request::{AdminSubject, AssessInput, Channel, Event, Outcome, ReportInput};
-
-fn now<F: Future>(f: F) -> F::Output {
-    match pin!(f)
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store never waits"),
-    }
-}
 
 /// (VmRSS, VmHWM) in bytes.
 fn rss() -> (u64, u64) {

@@ -8,16 +8,14 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tollgate::clock::FakeClock;
 use tollgate::decision::Verdict;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
+use tollgate::limits::memory::at_once as now;
 use tollgate::limits::MemoryStore;
 use tollgate::policy::{compile_with, ListNames, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
 use tollgate::request::{AssessInput, AssessmentId, Channel, Event, Outcome, ReportInput};
@@ -56,15 +54,6 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let before = ALLOCATIONS.with(Cell::get);
     let out = f();
     (out, ALLOCATIONS.with(Cell::get) - before)
-}
-
-/// The memory store answers at once: poll once.
-fn now<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store never waits"),
-    }
 }
 
 /// Subject `n`: its own number (scattered over French mobile ranges), IP

@@ -4,15 +4,13 @@
 //! never shed: how many there are is bounded by the send rate times the
 //! backoff, not by the limit.)
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tollgate::clock::FakeClock;
 use tollgate::decision::Verdict;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
+use tollgate::limits::memory::at_once as now;
 use tollgate::limits::{MemoryStore, StateStore, StoreLimits};
 use tollgate::policy::compile;
 
@@ -44,16 +42,6 @@ rate = "10/1h"
 action = "block"
 "#;
 use tollgate::request::{AssessInput, Channel, Event, Outcome, ReportInput};
-
-fn now<F: Future>(f: F) -> F::Output {
-    match pin!(f)
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the memory store never waits"),
-    }
-}
 
 fn send(phone: &str, ip: &str, account: &str, session: &str) -> AssessInput {
     AssessInput {

@@ -53,6 +53,20 @@ impl BuildHasher for PassThrough {
 
 type Map<V> = DashMap<u64, V, PassThrough>;
 
+/// Runs a future of an engine over the memory store on the calling thread.
+/// The memory store never waits, so one poll finishes it; for benches and
+/// tests that drive the engine without a runtime. Panics if it would wait.
+pub fn at_once<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(f)
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the memory store never waits"),
+    }
+}
+
 pub struct MemoryStore {
     tats: TatMap,
     phones: Map<PhoneState>,
