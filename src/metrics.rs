@@ -52,7 +52,15 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often recorded latencies are folded into their histogram buckets.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
+///
+/// The recorder keeps every latency recorded (8 bytes each) until upkeep folds
+/// them into bucket counts. A scrape does that, but a service nobody scrapes,
+/// or scrapes rarely, would grow by 8 bytes per request without end, so a
+/// thread (`tollgate-metrics`) runs upkeep every [`UPKEEP_EVERY`].
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
@@ -62,6 +70,14 @@ pub fn install() -> PrometheusHandle {
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("tollgate-metrics".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                })
+                .expect("spawning the metrics upkeep thread");
             handle
         })
         .clone()
