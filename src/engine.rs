@@ -6,7 +6,7 @@ use crate::audit::Audit;
 use crate::clock::SharedClock;
 use crate::decision::{Decision, Verdict};
 use crate::effects::{self, SubjectKeys};
-use crate::keys::{domain_tag, KeyHasher};
+use crate::keys::{domain_tag, KeyHasher, SubjectHash};
 use crate::limits::conversion::{ConversionStats, Label, Scope};
 use crate::limits::listing::{KindSet, LengthSet, ListKind, Listing};
 use crate::limits::{
@@ -108,6 +108,14 @@ impl Domains {
     }
 }
 
+/// The subjects of a request hashed once (see [`crate::keys`]): the keys of
+/// every rule and state keyed on them derive from these.
+#[derive(Debug, Clone, Copy)]
+struct Hashed {
+    phone: Option<SubjectHash>,
+    account: Option<SubjectHash>,
+}
+
 /// The identifiers of a request or report that name its subjects.
 struct Ids<'a> {
     phone: Option<&'a E164>,
@@ -128,6 +136,8 @@ pub struct Engine<S> {
     ids: IdGen,
     options: EngineOptions,
     d: Domains,
+    /// The subject of limits keyed on everything (`key = "global"`).
+    global: SubjectHash,
     /// Kinds of subject listed by this process, and the lengths of listed
     /// prefixes and networks: a request looks up only those. (The listings
     /// themselves live in the store; these are what this process set.)
@@ -152,6 +162,7 @@ impl<S: StateStore> Engine<S> {
             data: ArcSwap::from_pointee(DataSet::empty()),
             ready: tokio::sync::watch::Sender::new(true),
             store,
+            global: keys.subject(&[]),
             keys,
             clock,
             ids: IdGen::new(),
@@ -233,7 +244,7 @@ impl<S: StateStore> Engine<S> {
         let now = self.clock.now_nanos();
         let signals = Signals::gather(input, &data);
         let region = signals.phone.as_ref().and_then(|p| p.region);
-        let keys = self.subject_keys(
+        let (keys, hashed) = self.subject_keys(
             &snap,
             Ids {
                 phone: input.phone.as_ref(),
@@ -248,13 +259,31 @@ impl<S: StateStore> Engine<S> {
         let mut buf: SubjectBuf = [0; 18];
         let mut rates = Rates::new();
         let mut rate_rules: SmallVec<[&Rule; RATES_INLINE]> = SmallVec::new();
+        // Each subject hashed once, however many rules are keyed on it.
+        let mut subjects: SmallVec<[Option<Option<SubjectHash>>; RATES_INLINE]> =
+            smallvec::smallvec![None; snap.subjects.len()];
         for limit in &snap.limits {
             if !limit.rule.applies(input.event, input.channel) {
                 continue;
             }
-            if let Some(subject) = signals.subject(limit.key, input, &mut buf) {
+            let subject = match subjects[limit.subject] {
+                Some(h) => h,
+                None => {
+                    let h = match limit.key {
+                        KeyKind::Phone => hashed.phone,
+                        KeyKind::Account => hashed.account,
+                        KeyKind::Global => Some(self.global),
+                        kind => signals
+                            .subject(kind, input, &mut buf)
+                            .map(|s| self.keys.subject(s)),
+                    };
+                    subjects[limit.subject] = Some(h);
+                    h
+                }
+            };
+            if let Some(subject) = subject {
                 rates.push(RateCheck {
-                    key: self.keys.key(limit.rule.tag, subject),
+                    key: subject.key(limit.rule.tag),
                     quota: limit.quota,
                     cells: if limit.cost { snap.costs.of(region) } else { 1 },
                     take: limit.count == Count::Attempts,
@@ -263,7 +292,7 @@ impl<S: StateStore> Engine<S> {
                 rate_rules.push(&limit.rule);
             }
         }
-        let (blocks, safe) = self.listing_keys(input, &signals);
+        let (blocks, safe) = self.listing_keys(input, &signals, hashed);
         let counts_conversion =
             input.event == Event::OtpSend && input.channel.is_some_and(|c| c.needs_phone());
         let conversion = if counts_conversion {
@@ -347,7 +376,7 @@ impl<S: StateStore> Engine<S> {
         let snap = self.policy.load();
         let now = self.clock.now_nanos();
         let facts = input.phone.as_ref().map(phone::facts);
-        let mut keys = self.subject_keys(
+        let (mut keys, _) = self.subject_keys(
             &snap,
             Ids {
                 phone: input.phone.as_ref(),
@@ -425,28 +454,28 @@ impl<S: StateStore> Engine<S> {
         snap: &Snapshot,
         ids: Ids<'_>,
         facts: Option<&PhoneFacts>,
-    ) -> SubjectKeys {
-        let phone = ids
-            .phone
-            .map(|p| self.keys.key(self.d.phone, p.digits().as_bytes()));
-        let destination: Option<&[u8]> = match (ids.channel, ids.phone, ids.email) {
-            (Some(Channel::Email), _, Some(e)) => Some(e.as_bytes()),
-            (_, Some(p), _) => Some(p.digits().as_bytes()),
-            (_, None, Some(e)) => Some(e.as_bytes()),
+    ) -> (SubjectKeys, Hashed) {
+        let hashed = Hashed {
+            phone: ids.phone.map(|p| self.keys.subject(p.digits().as_bytes())),
+            account: ids.account.map(|a| self.keys.subject(a.as_bytes())),
+        };
+        let phone = hashed.phone.map(|h| h.key(self.d.phone));
+        let email = |e: &str| self.keys.key(self.d.destination, e.as_bytes());
+        let destination = match (ids.channel, hashed.phone, ids.email) {
+            (Some(Channel::Email), _, Some(e)) => Some(email(e)),
+            (_, Some(p), _) => Some(p.key(self.d.destination)),
+            (_, None, Some(e)) => Some(email(e)),
             _ => None,
         };
         // Never 0: 0 means "no destination".
-        let destination = destination.map_or(0, |b| self.keys.key(self.d.destination, b) | 1);
-        let account = ids
-            .account
-            .map(|a| self.keys.key(self.d.account, a.as_bytes()));
-        let session = match (ids.session, ids.account) {
+        let destination = destination.map_or(0, |k| k | 1);
+        let account = hashed.account.map(|h| h.key(self.d.account));
+        let session = match (ids.session, hashed.account) {
             (Some(s), _) => Some(self.keys.key(self.d.session, s.as_bytes())),
             // No session id: the account and destination name the session.
-            (None, Some(a)) if destination != 0 => Some(
-                self.keys
-                    .key(self.d.session_fallback ^ destination, a.as_bytes()),
-            ),
+            (None, Some(a)) if destination != 0 => {
+                Some(a.key(self.d.session_fallback ^ destination))
+            }
             _ => None,
         };
         let labels = match (&snap.conversion, ids.phone, facts) {
@@ -460,13 +489,14 @@ impl<S: StateStore> Engine<S> {
             }
             _ => Labels::new(),
         };
-        SubjectKeys {
+        let keys = SubjectKeys {
             phone,
             session,
             account,
             destination,
             labels,
-        }
+        };
+        (keys, hashed)
     }
 
     fn list_key(&self, kind: ListKind, subject: &[u8]) -> u64 {
@@ -474,22 +504,24 @@ impl<S: StateStore> Engine<S> {
     }
 
     /// Keys of the admin blocks and safe-list entries that could apply.
-    fn listing_keys(&self, input: &AssessInput, signals: &Signals) -> (ListKeys, ListKeys) {
+    fn listing_keys(
+        &self,
+        input: &AssessInput,
+        signals: &Signals,
+        hashed: Hashed,
+    ) -> (ListKeys, ListKeys) {
         let (mut blocks, mut safe) = (ListKeys::new(), ListKeys::new());
         let mut both = |k: u64| {
             blocks.push(k);
             safe.push(k);
         };
         let listed = |kind| self.listed.contains(kind);
-        if let Some(p) = input.phone.as_ref().filter(|_| listed(ListKind::Phone)) {
-            both(self.list_key(ListKind::Phone, p.digits().as_bytes()));
+        let list = |k: ListKind| self.d.lists[k as usize];
+        if let Some(p) = hashed.phone.filter(|_| listed(ListKind::Phone)) {
+            both(p.key(list(ListKind::Phone)));
         }
-        if let Some(a) = input
-            .account_id
-            .as_ref()
-            .filter(|_| listed(ListKind::Account))
-        {
-            both(self.list_key(ListKind::Account, a.as_bytes()));
+        if let Some(a) = hashed.account.filter(|_| listed(ListKind::Account)) {
+            both(a.key(list(ListKind::Account)));
         }
         if let Some(d) = input
             .device_id

@@ -173,11 +173,21 @@ impl Compiler<'_> {
             );
         }
         self.duplicate_ids(&p);
-        let limits: Vec<LimitRule> = p
+        let mut limits: Vec<LimitRule> = p
             .limits
             .iter()
             .filter_map(|l| self.limit(l, &ctx, v4, v6))
             .collect();
+        let mut subjects: Vec<KeyKind> = Vec::new();
+        for l in &mut limits {
+            l.subject = match subjects.iter().position(|k| *k == l.key) {
+                Some(i) => i,
+                None => {
+                    subjects.push(l.key);
+                    subjects.len() - 1
+                }
+            };
+        }
         let backoff = p.backoff.as_ref().and_then(|b| self.backoff(b, &ctx));
         let names = self.names;
         let signals = p
@@ -200,6 +210,7 @@ impl Compiler<'_> {
             block_at,
             step_up_methods: methods,
             limits,
+            subjects,
             backoff,
             signals,
             session,
@@ -447,6 +458,7 @@ impl Compiler<'_> {
         (self.problems.len() == before).then_some(LimitRule {
             rule: rule?,
             key,
+            subject: 0,
             quota,
             count,
             cost: l.cost,
@@ -710,6 +722,21 @@ mod tests {
         let s = compile(DEFAULT_POLICY_NAME, DEFAULT_POLICY).unwrap();
         assert!(!s.limits.is_empty());
         assert!(s.backoff.is_some());
+    }
+
+    #[test]
+    fn limits_keyed_on_one_subject_share_its_slot() {
+        let s = compile(DEFAULT_POLICY_NAME, DEFAULT_POLICY).unwrap();
+        for l in &s.limits {
+            assert_eq!(s.subjects[l.subject], l.key, "{}", l.rule.id);
+        }
+        let slot = |id: &str| s.limits.iter().find(|l| &*l.rule.id == id).unwrap().subject;
+        assert_eq!(slot("limit.global_sends"), slot("budget.global_daily"));
+        assert_eq!(slot("limit.ip"), slot("limit.login_ip"));
+        // Prefixes of 4 and of 3 digits are two subjects.
+        assert_ne!(slot("limit.phone_prefix"), slot("budget.prefix_hourly"));
+        let distinct: std::collections::HashSet<_> = s.limits.iter().map(|l| l.subject).collect();
+        assert_eq!(distinct.len(), s.subjects.len());
     }
 
     #[test]

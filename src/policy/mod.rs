@@ -106,6 +106,9 @@ impl Rule {
 pub struct LimitRule {
     pub rule: Rule,
     pub key: KeyKind,
+    /// Index of `key` in [`Snapshot::subjects`]: a request hashes each subject
+    /// once, however many limits are keyed on it.
+    pub subject: usize,
     pub quota: Quota,
     /// What takes a cell: every attempt, or only requests the decision allows.
     pub count: Count,
@@ -164,6 +167,8 @@ pub struct Snapshot {
     pub block_at: u8,
     pub step_up_methods: Vec<StepUpMethod>,
     pub limits: Vec<LimitRule>,
+    /// The distinct subjects the limits are keyed on, in order of first use.
+    pub subjects: Vec<KeyKind>,
     pub backoff: Option<BackoffRule>,
     pub signals: Vec<SignalRule>,
     pub session: Option<SessionRules>,
