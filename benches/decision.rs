@@ -138,8 +138,14 @@ struct Bench {
 }
 
 fn setup() -> Bench {
-    // Metrics are recorded as in the service.
-    tollgate::metrics::install();
+    // Metrics are recorded as in the service. Under an instruction counter,
+    // upkeep runs every UPKEEP_CALLS calls instead of every second of wall
+    // time (a second under valgrind is a hundred times fewer calls).
+    if profiling() {
+        tollgate::metrics::install_with_upkeep(None);
+    } else {
+        tollgate::metrics::install();
+    }
     let dir = tempfile::tempdir().unwrap();
     let sources = Arc::new(write_data(dir.path()));
     let names = ListNames {
@@ -235,12 +241,24 @@ fn percentiles(name: &str, n: usize, mut f: impl FnMut() -> Duration) {
     );
 }
 
+/// Calls between two metrics upkeeps when profiling: about what a second
+/// holds natively on this machine.
+const UPKEEP_CALLS: usize = 100_000;
+
+fn profiling() -> bool {
+    std::env::var_os("TOLLGATE_PROFILE_SECS").is_some()
+        || std::env::var_os("TOLLGATE_PROFILE_CALLS").is_some()
+}
+
 fn bench(c: &mut Criterion) {
     let mut b = setup();
     let hot_base = 1_000_000u64;
     let secs = std::env::var("TOLLGATE_PROFILE_SECS").ok();
     let calls = std::env::var("TOLLGATE_PROFILE_CALLS").ok();
     if secs.is_some() || calls.is_some() {
+        let metrics = tollgate::metrics::install_with_upkeep(None);
+        // What the setup recorded, folded before the measured calls.
+        metrics.run_upkeep();
         // `TOLLGATE_PROFILE_SECS=10 perf record ...`: only the cold allow path
         // after the setup, for a profiler to see nothing else.
         // `TOLLGATE_PROFILE_CALLS=N valgrind --tool=cachegrind ...`: exactly N
@@ -262,10 +280,16 @@ fn bench(c: &mut Criterion) {
             }
             calls += 1;
             b.clock.advance(STEP);
+            if calls % UPKEEP_CALLS == 0 {
+                metrics.run_upkeep();
+            }
             if calls % 1024 == 0 && until.is_some_and(|u| Instant::now() > u) {
                 break;
             }
         }
+        // The samples of the measured calls are folded too (both runs of a
+        // difference pay one upkeep here).
+        metrics.run_upkeep();
         eprintln!("{calls} calls");
         return;
     }
