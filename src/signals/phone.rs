@@ -6,8 +6,11 @@
 
 use super::{CountryCode, SubjectBuf};
 use crate::request::E164;
+use regex_automata::meta::Regex;
+use regex_automata::{Input, MatchKind, PatternID, PatternSet};
 use rlibphonenumber::interfaces::AsOriginal;
 use rlibphonenumber::{PhoneNumber, PhoneNumberType, PHONE_NUMBER_UTIL};
+use std::cell::RefCell;
 use std::sync::{LazyLock, OnceLock};
 
 /// The number plan's view of a number.
@@ -137,8 +140,9 @@ const DESCS: usize = 11;
 /// One region's number plan, compiled for typing numbers in one pass.
 pub struct Plan {
     region: Option<CountryCode>,
-    /// The descriptions' patterns (already anchored at both ends).
-    set: regex::RegexSet,
+    /// The descriptions' patterns (already anchored at both ends), all
+    /// matches reported.
+    set: Regex,
     /// Per description: its pattern's index in `set`; `None`: no pattern (it
     /// never matches).
     index: [Option<usize>; DESCS],
@@ -150,6 +154,11 @@ pub struct Plan {
 /// The regions of one calling code, in libphonenumber's order, each with the
 /// leading digits that claim a number for it (`None`: a valid number does).
 pub struct Plans(Vec<(Option<&'static regex::Regex>, Plan)>);
+
+thread_local! {
+    /// Which patterns of a plan matched: reused, so typing allocates nothing.
+    static HITS: RefCell<PatternSet> = RefCell::new(PatternSet::new(DESCS));
+}
 
 static PLANS: [OnceLock<Option<Plans>>; 1000] = [const { OnceLock::new() }; 1000];
 
@@ -250,7 +259,10 @@ impl Plan {
         }
         Some(Plan {
             region: CountryCode::parse(region.as_region_str().as_str()),
-            set: regex::RegexSet::new(&patterns).ok()?,
+            set: Regex::builder()
+                .configure(Regex::config().match_kind(MatchKind::All))
+                .build_many(&patterns)
+                .ok()?,
             index,
             lengths,
             same_mobile_and_fixed,
@@ -259,11 +271,19 @@ impl Plan {
 
     /// libphonenumber's `getNumberTypeHelper` on a national significant number.
     fn type_of(&self, national: &str) -> NumberType {
-        let len = national.len();
-        let hits = self.set.matches(national);
+        HITS.with_borrow_mut(|hits| {
+            hits.clear();
+            self.set
+                .which_overlapping_matches(&Input::new(national), hits);
+            self.decide(national.len(), hits)
+        })
+    }
+
+    /// libphonenumber's precedence over the patterns that matched.
+    fn decide(&self, len: usize, hits: &PatternSet) -> NumberType {
         let is = |i: usize| {
             self.lengths[i].is_none_or(|b| len < 32 && b & (1 << len) != 0)
-                && self.index[i].is_some_and(|j| hits.matched(j))
+                && self.index[i].is_some_and(|j| hits.contains(PatternID::must(j)))
         };
         if !is(GENERAL) {
             return NumberType::Unknown;
