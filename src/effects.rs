@@ -5,7 +5,7 @@
 //! unverified counts and counts as a conversion.
 
 use crate::decision::{Decision, Verdict};
-use crate::limits::{CheckBatch, Effect, Effects, Labels};
+use crate::limits::{CheckBatch, CheckResults, Effect, Effects, Labels};
 use crate::policy::findings::Findings;
 use crate::policy::Snapshot;
 use crate::request::{Channel, Event, Outcome};
@@ -29,6 +29,7 @@ pub fn after_assess(
     channel: Option<Channel>,
     keys: &SubjectKeys,
     batch: &CheckBatch,
+    results: &CheckResults,
     findings: &Findings<'_>,
     decision: &Decision,
     now: u64,
@@ -56,15 +57,20 @@ pub fn after_assess(
             .map(|&label| Effect::Release { label }),
     );
     if decision.verdict != Verdict::Allow {
+        // Limits that count allowed requests give back what this one took:
+        // it conformed, and was not skipped for a safe-listed subject.
+        out.extend(
+            batch
+                .rates
+                .iter()
+                .zip(&results.rates)
+                .filter(|(r, wait)| {
+                    r.counts_allowed && r.take && wait.is_none() && !(results.safe && r.bypassable)
+                })
+                .map(|(r, _)| Effect::Refund(*r)),
+        );
         return out;
     }
-    out.extend(
-        batch
-            .rates
-            .iter()
-            .filter(|r| !r.take)
-            .map(|r| Effect::Take(*r)),
-    );
     if event != Event::OtpSend {
         return out;
     }

@@ -286,7 +286,8 @@ impl<S: StateStore> Engine<S> {
                     key: subject.key(limit.rule.tag),
                     quota: limit.quota,
                     cells: if limit.cost { snap.costs.of(region) } else { 1 },
-                    take: limit.count == Count::Attempts,
+                    take: true,
+                    counts_allowed: limit.count == Count::Allowed,
                     bypassable: limit.rule.bypassable,
                 });
                 rate_rules.push(&limit.rule);
@@ -346,6 +347,7 @@ impl<S: StateStore> Engine<S> {
             input.channel,
             &keys,
             &batch,
+            &results,
             &found,
             &decision,
             now,
@@ -610,6 +612,7 @@ impl<S: StateStore> Engine<S> {
                         quota: l.quota,
                         cells: 1,
                         take: false,
+                        counts_allowed: false,
                         bypassable: false,
                     },
                 ));

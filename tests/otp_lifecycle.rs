@@ -424,6 +424,56 @@ async fn a_spent_budget_turns_sends_into_step_up() {
     srv.stop().await;
 }
 
+/// The budget above, and one code an hour per IP, counted on every attempt.
+const BUDGET_AND_IP: &str = r#"
+version = "budget-ip-test"
+[costs]
+default = 1
+FR = 5
+[[limit]]
+id = "budget.country_daily"
+key = "phone_country"
+events = ["otp_send"]
+rate = "20/1d"
+cost = true
+count = "allowed"
+action = "step_up"
+step_up_methods = ["email_otp"]
+[[limit]]
+id = "limit.ip"
+key = "ip"
+events = ["otp_send"]
+rate = "1/1h"
+burst = 1
+action = "block"
+"#;
+
+#[tokio::test]
+async fn a_send_refused_by_another_rule_spends_no_budget() {
+    let srv = TestServer::start(BUDGET_AND_IP).await;
+    let mut c = srv.client().await;
+    let send = |i: u32, ip: &str| otp_send(&format!("+336123456{i:02}"), ip);
+    // The budget holds four French codes (20 units, 5 each).
+    let r = c.assess(send(0, "192.0.2.1")).await.unwrap().into_inner();
+    assert_eq!(decision(&r), pb::Decision::Allow, "{r:?}");
+    // Refused by the IP limit: the budget passed them (it had room) and
+    // gives back what it took.
+    for i in 1..10 {
+        let r = c.assess(send(i, "192.0.2.1")).await.unwrap().into_inner();
+        assert_eq!(decision(&r), pb::Decision::Block, "{i}: {r:?}");
+        assert_eq!(codes(&r), vec!["limit.ip"]);
+    }
+    // Three more codes from other IPs fit; the fourth does not.
+    for i in 10..13 {
+        let ip = format!("192.0.2.{i}");
+        let r = c.assess(send(i, &ip)).await.unwrap().into_inner();
+        assert_eq!(decision(&r), pb::Decision::Allow, "{i}: {r:?}");
+    }
+    let r = c.assess(send(13, "192.0.2.13")).await.unwrap().into_inner();
+    assert_eq!(codes(&r), vec!["budget.country_daily"], "{r:?}");
+    srv.stop().await;
+}
+
 const CONVERSION: &str = r#"
 version = "conversion-test"
 [conversion]

@@ -144,6 +144,18 @@ fn tau(q: Quota) -> u64 {
     (q.replenish_interval().as_nanos() as u64).saturating_mul(u64::from(q.burst_size().get() - 1))
 }
 
+/// Gives back `cells` cells a conforming check took: governor's update moved
+/// the TAT forward by `cells` emission intervals (`max(tat, now) + t * n`),
+/// and this moves it back by as much. Takes of other requests in between are
+/// kept.
+pub fn refund(map: &TatMap, key: u64, quota: Quota, cells: u32) {
+    let back = (quota.replenish_interval().as_nanos() as u64).saturating_mul(u64::from(cells));
+    if let Some(mut c) = map.get_mut(&key) {
+        c.tat = c.tat.saturating_sub(back);
+        c.throttled_until = c.tat.saturating_sub(tau(quota));
+    }
+}
+
 /// Drops keys whose TAT has passed: they are indistinguishable from new keys.
 pub fn evict(map: &TatMap, now: u64) -> usize {
     let before = map.len();
@@ -192,6 +204,29 @@ mod tests {
             check(&m, 1, q, t0 + 12 * S, 1, true),
             Some(Duration::from_secs(12))
         );
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_what_was_taken() {
+        let m = map();
+        // 5 per minute (one every 12 s), burst 3.
+        let q =
+            Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
+        let t0 = 1_000 * S;
+        assert_eq!(check(&m, 1, q, t0, 2, true), None);
+        let before = *m.get(&1).unwrap();
+        assert_eq!(check(&m, 1, q, t0, 1, true), None);
+        refund(&m, 1, q, 1);
+        assert_eq!(*m.get(&1).unwrap(), before);
+        // Given back from a fresh key: the whole burst is there again.
+        refund(&m, 1, q, 2);
+        for _ in 0..3 {
+            assert_eq!(check(&m, 1, q, t0, 1, true), None);
+        }
+        assert!(check(&m, 1, q, t0, 1, true).is_some());
+        // A key never taken is not created by a refund.
+        refund(&m, 9, q, 1);
+        assert!(m.get(&9).is_none());
     }
 
     #[test]

@@ -145,9 +145,7 @@ impl MemoryStore {
 
     fn apply_one(&self, now: u64, e: &Effect) {
         match e {
-            Effect::Take(r) => {
-                gcra::check(&self.tats, r.key, r.quota, now, r.cells, true);
-            }
+            Effect::Refund(r) => gcra::refund(&self.tats, r.key, r.quota, r.cells),
             Effect::PhoneSent {
                 key,
                 backoff,

@@ -33,14 +33,19 @@ pub use memory::MemoryStore;
 
 /// One GCRA check: does a request under `key` conform to `quota`, taking
 /// `cells` cells? With `take`, a conforming request takes them; without, it is
-/// only a peek (the cells are taken by [`Effect::Take`] if the decision allows
-/// the request).
+/// only a peek (an operator's view).
 #[derive(Debug, Clone, Copy)]
 pub struct RateCheck {
     pub key: u64,
     pub quota: Quota,
     pub cells: u32,
     pub take: bool,
+    /// Counts only allowed requests: the cells a conforming request took are
+    /// given back ([`Effect::Refund`]) if the decision does not allow it. Taken
+    /// at once rather than after the decision, so concurrent requests never
+    /// overshoot the limit (a budget, say) and an allowed request costs one
+    /// lookup, not two.
+    pub counts_allowed: bool,
     /// Skipped (conforms, takes nothing) when the request is safe-listed.
     pub bypassable: bool,
 }
@@ -127,8 +132,9 @@ pub enum ResetScope {
 /// One change to stored state.
 #[derive(Debug, Clone)]
 pub enum Effect {
-    /// Cells of a limit that counts only allowed requests.
-    Take(RateCheck),
+    /// Gives back the cells a limit that counts only allowed requests took
+    /// for a request that was not allowed.
+    Refund(RateCheck),
     /// A code was sent to the number: backoff advances, unverified sends + 1.
     PhoneSent {
         key: u64,
