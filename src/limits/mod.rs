@@ -53,15 +53,18 @@ pub struct RateCheck {
 /// Per-decision lists live on the stack up to these sizes (the default policy
 /// runs about ten rate checks on an OTP send); a larger policy spills to the
 /// heap and still works.
-pub const RATES_INLINE: usize = 16;
+pub const RATES_INLINE: usize = 12;
 pub type Rates = SmallVec<[RateCheck; RATES_INLINE]>;
 pub type Waits = SmallVec<[Option<Duration>; RATES_INLINE]>;
 /// Conversion windows of one destination: its country and its number range.
 pub type Labels = SmallVec<[Label; 2]>;
 /// Admin-list keys of one request's subjects.
 pub type ListKeys = SmallVec<[u64; 8]>;
-/// An allowed OTP send makes about ten (takes, send counts, conversion).
-pub type Effects = SmallVec<[Effect; 16]>;
+/// An allowed OTP send makes five (number, session and account counts, two
+/// conversion windows); a refused one up to a refund per limit counting
+/// allowed requests. Inline space is copied whole with the list, so it is
+/// kept near what is used.
+pub type Effects = SmallVec<[Effect; 8]>;
 
 /// Everything one decision asks of the store.
 #[derive(Debug, Clone, Default)]
