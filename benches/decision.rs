@@ -267,15 +267,27 @@ fn bench(c: &mut Criterion) {
         // simulated cache misses, which a shared machine does not disturb.
         let until = secs.map(|s| Instant::now() + Duration::from_secs(s.parse().unwrap()));
         let limit: usize = calls.map_or(usize::MAX, |c| c.parse().unwrap());
-        let inputs: Vec<AssessInput> = valid_requests(10_000_000).take(300_000).collect();
-        eprintln!("profiling the cold allow path");
+        // `TOLLGATE_PROFILE_CASE=throttled`: the same request again and
+        // again, refused (no report).
+        let throttled = std::env::var("TOLLGATE_PROFILE_CASE").is_ok_and(|c| c == "throttled");
+        let inputs: Vec<AssessInput> = if throttled {
+            vec![request(7)]
+        } else {
+            valid_requests(10_000_000).take(300_000).collect()
+        };
+        eprintln!(
+            "profiling the {} path",
+            if throttled { "throttled" } else { "cold allow" }
+        );
         let mut calls = 0;
         for input in inputs.iter().cycle() {
             if calls == limit {
                 break;
             }
             let r = now(b.engine.assess(input)).unwrap();
-            if calls % 5 != 0 {
+            if throttled {
+                assert_ne!(r.decision.verdict, Verdict::Allow, "the throttled path");
+            } else if calls % 5 != 0 {
                 now(b.engine.report(&verified(r.id))).unwrap();
             }
             calls += 1;
