@@ -204,7 +204,10 @@ static REPORT_COUNTERS: [OnceLock<Counter>; Outcome::ALL.len()] =
 static SEND_COUNTERS: [OnceLock<Counter>; COUNTRIES] = [const { OnceLock::new() }; COUNTRIES];
 static VERIFIED_COUNTERS: [OnceLock<Counter>; COUNTRIES] = [const { OnceLock::new() }; COUNTRIES];
 /// Rule id -> [not shadow, shadow]. Bounded by the rule ids policies have had.
-static REASON_COUNTERS: OnceLock<DashMap<Arc<str>, [OnceLock<Counter>; 2]>> = OnceLock::new();
+/// Rule ids come from the operator's policy, not from requests, so a fast
+/// unkeyed hash is safe (a refused request looks up one per reason).
+type ReasonCounters = DashMap<Arc<str>, [OnceLock<Counter>; 2], rustc_hash::FxBuildHasher>;
+static REASON_COUNTERS: OnceLock<ReasonCounters> = OnceLock::new();
 
 pub fn decision(input: &AssessInput, d: &Decision, took: Duration) {
     let channel = input.channel.map_or(0, |c| c as usize + 1);
@@ -228,7 +231,7 @@ pub fn decision(input: &AssessInput, d: &Decision, took: Duration) {
             make().increment(1);
             continue;
         }
-        let rules = REASON_COUNTERS.get_or_init(DashMap::new);
+        let rules = REASON_COUNTERS.get_or_init(ReasonCounters::default);
         let slot = usize::from(r.shadow);
         if let Some(c) = rules.get(&*r.code) {
             c[slot].get_or_init(make).increment(1);
