@@ -51,6 +51,7 @@ fn bytes_per_key() {
                 quota,
                 cells: 1,
                 take: true,
+                counts_allowed: false,
                 bypassable: false,
             }]
             .into_iter()
