@@ -65,7 +65,7 @@ pub fn after_assess(
                 .iter()
                 .zip(&results.rates)
                 .filter(|(r, wait)| {
-                    r.counts_allowed && r.take && wait.is_none() && !(results.safe && r.bypassable)
+                    r.counts_allowed && r.take && wait.is_none() && !r.skipped(results.safe)
                 })
                 .map(|(r, _)| Effect::Refund(*r)),
         );

@@ -501,8 +501,12 @@ impl<S: StateStore> Engine<S> {
         (keys, hashed)
     }
 
+    fn list_domain(&self, kind: ListKind) -> u64 {
+        self.d.lists[kind as usize]
+    }
+
     fn list_key(&self, kind: ListKind, subject: &[u8]) -> u64 {
-        self.keys.key(self.d.lists[kind as usize], subject)
+        self.keys.key(self.list_domain(kind), subject)
     }
 
     /// Keys of the admin blocks and safe-list entries that could apply.
@@ -518,12 +522,11 @@ impl<S: StateStore> Engine<S> {
             safe.push(k);
         };
         let listed = |kind| self.listed.contains(kind);
-        let list = |k: ListKind| self.d.lists[k as usize];
         if let Some(p) = hashed.phone.filter(|_| listed(ListKind::Phone)) {
-            both(p.key(list(ListKind::Phone)));
+            both(p.key(self.list_domain(ListKind::Phone)));
         }
         if let Some(a) = hashed.account.filter(|_| listed(ListKind::Account)) {
-            both(a.key(list(ListKind::Account)));
+            both(a.key(self.list_domain(ListKind::Account)));
         }
         if let Some(d) = input
             .device_id

@@ -109,7 +109,7 @@ impl MemoryStore {
             .rates
             .iter()
             .map(|r| {
-                if safe && r.bypassable {
+                if r.skipped(safe) {
                     None
                 } else {
                     gcra::check(&self.tats, r.key, r.quota, now, r.cells, r.take)

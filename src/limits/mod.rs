@@ -50,6 +50,14 @@ pub struct RateCheck {
     pub bypassable: bool,
 }
 
+impl RateCheck {
+    /// Whether the check is skipped (conforms, takes nothing) because a
+    /// subject of the request is on the safe list.
+    pub fn skipped(&self, safe: bool) -> bool {
+        safe && self.bypassable
+    }
+}
+
 /// Per-decision lists live on the stack up to these sizes (the default policy
 /// runs about ten rate checks on an OTP send); a larger policy spills to the
 /// heap and still works.

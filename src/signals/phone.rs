@@ -98,7 +98,7 @@ pub struct PhoneFacts {
 /// numbers), for a fraction of the work.
 pub fn facts(number: &E164) -> PhoneFacts {
     if let Some((cc, national)) = split(number) {
-        if let Some(plans) = plan(cc) {
+        if let Some(plans) = plans(cc) {
             let found = plans.type_of(national);
             if let Some((plan, number_type)) = found.filter(|(_, t)| *t != NumberType::Unknown) {
                 let cc = cc as u16;
@@ -164,7 +164,7 @@ static PLANS: [OnceLock<Option<Plans>>; 1000] = [const { OnceLock::new() }; 1000
 
 /// The plans of a calling code's regions (built on first use); `None` for
 /// non-geographic codes (+800, +882…), which keep libphonenumber's typing.
-fn plan(cc: usize) -> Option<&'static Plans> {
+fn plans(cc: usize) -> Option<&'static Plans> {
     PLANS.get(cc)?.get_or_init(|| Plans::build(cc)).as_ref()
 }
 
@@ -308,7 +308,7 @@ impl Plan {
 /// Calling codes of the number plan, by value.
 static CALLING_CODES: LazyLock<[bool; 1000]> = LazyLock::new(|| {
     let mut codes = [false; 1000];
-    for cc in rlibphonenumber::PHONE_NUMBER_UTIL.get_supported_calling_codes() {
+    for cc in PHONE_NUMBER_UTIL.get_supported_calling_codes() {
         if let Some(c) = usize::try_from(cc).ok().filter(|&c| c < 1000) {
             codes[c] = true;
         }
@@ -596,7 +596,7 @@ mod tests {
                 continue;
             };
             let written = as_written(&n).unwrap();
-            let Some(plans) = plan(cc) else {
+            let Some(plans) = plans(cc) else {
                 unplanned += 1;
                 continue;
             };
