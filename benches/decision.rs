@@ -18,6 +18,7 @@
 //! `cargo bench --bench decision`
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use metrics_exporter_prometheus::PrometheusHandle;
 use mmdb_writer::ipnet::IpNet;
 use mmdb_writer::{IpVersion, Value, Writer};
 use std::net::{IpAddr, Ipv4Addr};
@@ -130,6 +131,7 @@ fn valid_requests(from: u64) -> impl Iterator<Item = AssessInput> {
 }
 
 struct Bench {
+    metrics: PrometheusHandle,
     engine: Engine<MemoryStore>,
     clock: FakeClock,
     data: Arc<DataSet>,
@@ -137,15 +139,15 @@ struct Bench {
     _dir: tempfile::TempDir,
 }
 
-fn setup() -> Bench {
+fn setup(profiling: bool) -> Bench {
     // Metrics are recorded as in the service. Under an instruction counter,
     // upkeep runs every UPKEEP_CALLS calls instead of every second of wall
     // time (a second under valgrind is a hundred times fewer calls).
-    if profiling() {
-        tollgate::metrics::install_with_upkeep(None);
+    let metrics = if profiling {
+        tollgate::metrics::install_with_upkeep(None)
     } else {
-        tollgate::metrics::install();
-    }
+        tollgate::metrics::install()
+    };
     let dir = tempfile::tempdir().unwrap();
     let sources = Arc::new(write_data(dir.path()));
     let names = ListNames {
@@ -206,6 +208,7 @@ fn setup() -> Bench {
     );
     let data = engine.data();
     Bench {
+        metrics,
         engine,
         clock,
         data,
@@ -245,20 +248,15 @@ fn percentiles(name: &str, n: usize, mut f: impl FnMut() -> Duration) {
 /// holds natively on this machine.
 const UPKEEP_CALLS: usize = 100_000;
 
-fn profiling() -> bool {
-    std::env::var_os("TOLLGATE_PROFILE_SECS").is_some()
-        || std::env::var_os("TOLLGATE_PROFILE_CALLS").is_some()
-}
-
 fn bench(c: &mut Criterion) {
-    let mut b = setup();
-    let hot_base = 1_000_000u64;
     let secs = std::env::var("TOLLGATE_PROFILE_SECS").ok();
     let calls = std::env::var("TOLLGATE_PROFILE_CALLS").ok();
-    if secs.is_some() || calls.is_some() {
-        let metrics = tollgate::metrics::install_with_upkeep(None);
+    let profiling = secs.is_some() || calls.is_some();
+    let mut b = setup(profiling);
+    let hot_base = 1_000_000u64;
+    if profiling {
         // What the setup recorded, folded before the measured calls.
-        metrics.run_upkeep();
+        b.metrics.run_upkeep();
         // `TOLLGATE_PROFILE_SECS=10 perf record ...`: only the cold allow path
         // after the setup, for a profiler to see nothing else.
         // `TOLLGATE_PROFILE_CALLS=N valgrind --tool=cachegrind ...`: exactly N
@@ -293,7 +291,7 @@ fn bench(c: &mut Criterion) {
             calls += 1;
             b.clock.advance(STEP);
             if calls % UPKEEP_CALLS == 0 {
-                metrics.run_upkeep();
+                b.metrics.run_upkeep();
             }
             if calls % 1024 == 0 && until.is_some_and(|u| Instant::now() > u) {
                 break;
@@ -301,7 +299,7 @@ fn bench(c: &mut Criterion) {
         }
         // The samples of the measured calls are folded too (both runs of a
         // difference pay one upkeep here).
-        metrics.run_upkeep();
+        b.metrics.run_upkeep();
         eprintln!("{calls} calls");
         return;
     }

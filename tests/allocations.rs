@@ -133,9 +133,9 @@ fn an_allowed_decision_and_its_report_allocate_nothing_of_their_own() {
         now(engine.report(&verified(a.id))).unwrap();
         clock.advance(Duration::from_secs(10));
     }
-    let mut extra = Vec::new();
+    let mut per_send = Vec::new();
     let mut typing = Vec::new();
-    let mut report_extra = Vec::new();
+    let mut per_report = Vec::new();
     for n in 0..400 {
         let input = request(n);
         let phone = input.phone.as_ref().unwrap();
@@ -147,16 +147,16 @@ fn an_allowed_decision_and_its_report_allocate_nothing_of_their_own() {
         assert_eq!(a.decision.verdict, Verdict::Allow, "{:?}", a.decision);
         // The median is the figure: a map that grows now and then allocates.
         typing.push(parse);
-        extra.push(assess);
+        per_send.push(assess);
         let report = verified(a.id);
         let ((), r) = allocations(|| now(engine.report(&report)).unwrap());
-        report_extra.push(r);
+        per_report.push(r);
         clock.advance(Duration::from_secs(10));
     }
-    assert!(extra.len() > 100, "{} valid numbers", extra.len());
-    extra.sort();
+    assert!(per_send.len() > 100, "{} valid numbers", per_send.len());
+    per_send.sort();
     typing.sort();
-    report_extra.sort();
+    per_report.sort();
     let median = |v: &[usize]| v[v.len() / 2];
     assert_eq!(
         typing.last(),
@@ -164,13 +164,13 @@ fn an_allowed_decision_and_its_report_allocate_nothing_of_their_own() {
         "allocations per valid number typed: {typing:?}"
     );
     assert_eq!(
-        median(&extra),
+        median(&per_send),
         0,
-        "allocations per allowed decision: {extra:?}"
+        "allocations per allowed decision: {per_send:?}"
     );
     assert_eq!(
-        median(&report_extra),
+        median(&per_report),
         0,
-        "allocations per report by assessment id: {report_extra:?}"
+        "allocations per report by assessment id: {per_report:?}"
     );
 }

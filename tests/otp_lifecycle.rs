@@ -424,21 +424,9 @@ async fn a_spent_budget_turns_sends_into_step_up() {
     srv.stop().await;
 }
 
-/// The budget above, and one code an hour per IP, counted on every attempt.
-const BUDGET_AND_IP: &str = r#"
-version = "budget-ip-test"
-[costs]
-default = 1
-FR = 5
-[[limit]]
-id = "budget.country_daily"
-key = "phone_country"
-events = ["otp_send"]
-rate = "20/1d"
-cost = true
-count = "allowed"
-action = "step_up"
-step_up_methods = ["email_otp"]
+/// Added to the budget above: one code an hour per IP, counted on every
+/// attempt.
+const IP_LIMIT: &str = r#"
 [[limit]]
 id = "limit.ip"
 key = "ip"
@@ -450,7 +438,7 @@ action = "block"
 
 #[tokio::test]
 async fn a_send_refused_by_another_rule_spends_no_budget() {
-    let srv = TestServer::start(BUDGET_AND_IP).await;
+    let srv = TestServer::start(&format!("{BUDGET}{IP_LIMIT}")).await;
     let mut c = srv.client().await;
     let send = |i: u32, ip: &str| otp_send(&format!("+336123456{i:02}"), ip);
     // The budget holds four French codes (20 units, 5 each).

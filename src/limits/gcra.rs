@@ -182,12 +182,15 @@ mod tests {
         DashMap::with_hasher(PassThrough)
     }
 
+    /// 5 per minute (one every 12 s), burst 3.
+    fn five_a_minute_burst_3() -> Quota {
+        Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap())
+    }
+
     #[test]
     fn burst_then_steady_rate_with_exact_waits() {
         let m = map();
-        // 5 per minute (one every 12 s), burst 3.
-        let q =
-            Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
+        let q = five_a_minute_burst_3();
         let t0 = 1_000 * S;
         assert_eq!(check(&m, 1, q, t0, 1, true), None);
         assert_eq!(check(&m, 1, q, t0, 1, true), None);
@@ -209,9 +212,7 @@ mod tests {
     #[test]
     fn a_refund_gives_back_exactly_what_was_taken() {
         let m = map();
-        // 5 per minute (one every 12 s), burst 3.
-        let q =
-            Quota::per_minute(NonZeroU32::new(5).unwrap()).allow_burst(NonZeroU32::new(3).unwrap());
+        let q = five_a_minute_burst_3();
         let t0 = 1_000 * S;
         assert_eq!(check(&m, 1, q, t0, 2, true), None);
         let before = *m.get(&1).unwrap();
