@@ -15,9 +15,20 @@
 //! pass times single calls and prints p50 / p99 / p99.9, which Criterion does
 //! not.
 //!
+//! The floor: what a cold send cannot avoid on this machine whatever the code
+//! around it. It creates state for subjects never seen, and fresh keys in maps
+//! of millions of entries are misses all the way to memory. `floor/new_state`
+//! inserts, into a bare `DashMap` per kind of state (as the store keeps them,
+//! with the store's pass-through hasher), as many fresh random keys as one
+//! cold send creates (counted on a pilot of cold sends), the maps as large as
+//! the store's. It is timed in the same loop as `assess/allow_cold`, one call
+//! of each in turn, so both see the same machine; the ratio of their medians
+//! is printed.
+//!
 //! `cargo bench --bench decision`
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use dashmap::DashMap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use mmdb_writer::ipnet::IpNet;
 use mmdb_writer::{IpVersion, Value, Writer};
@@ -29,8 +40,8 @@ use tollgate::clock::FakeClock;
 use tollgate::decision::Verdict;
 use tollgate::engine::{Engine, EngineOptions};
 use tollgate::keys::KeyHasher;
-use tollgate::limits::memory::at_once as now;
-use tollgate::limits::{MemoryStore, StateStore};
+use tollgate::limits::memory::{at_once as now, PassThrough};
+use tollgate::limits::{MemoryStore, StateStore, StoreStats};
 use tollgate::policy::{compile_with, ListNames, DEFAULT_POLICY, DEFAULT_POLICY_NAME};
 use tollgate::request::{AssessInput, Channel, Event};
 use tollgate::signals::data::{DataSet, DataSources, Feeds};
@@ -231,17 +242,67 @@ fn verified(id: tollgate::request::AssessmentId) -> tollgate::request::ReportInp
 }
 
 /// Runs `f` `n` times; `f` times the part to measure and returns it. Prints
-/// percentiles.
-fn percentiles(name: &str, n: usize, mut f: impl FnMut() -> Duration) {
-    let mut t: Vec<Duration> = (0..n).map(|_| f()).collect();
+/// percentiles; returns the median.
+fn percentiles(name: &str, n: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    report(name, (0..n).map(|_| f()).collect())
+}
+
+/// Prints the percentiles of `t`; returns the median.
+fn report(name: &str, mut t: Vec<Duration>) -> Duration {
     t.sort();
     let p = |q: f64| t[((t.len() as f64 * q) as usize).min(t.len() - 1)];
     eprintln!(
-        "{name:<28} p50 {:>8.2?}  p99 {:>8.2?}  p99.9 {:>8.2?}  ({n} calls)",
+        "{name:<28} p50 {:>8.2?}  p99 {:>8.2?}  p99.9 {:>8.2?}  ({} calls)",
         p(0.50),
         p(0.99),
-        p(0.999)
+        p(0.999),
+        t.len()
     );
+    p(0.50)
+}
+
+/// Per kind of per-subject state: how many entries the store holds.
+fn per_kind(s: &StoreStats) -> [usize; 4] {
+    [s.rate_keys, s.phone_keys, s.session_keys, s.account_keys]
+}
+
+/// The memory a cold send must touch, without the work around it: per kind
+/// of state, a map as large as the store's and the number of fresh entries
+/// one cold send creates in it.
+struct Floor {
+    maps: Vec<(DashMap<u64, u64, PassThrough>, usize)>,
+    rng: Rng,
+}
+
+impl Floor {
+    /// `before`/`after`: the store's sizes around `sends` cold sends.
+    fn new(before: [usize; 4], after: [usize; 4], sends: usize) -> Self {
+        let mut rng = Rng(0xf100_0d);
+        let maps = (0..4)
+            .map(|k| {
+                let per_send = ((after[k] - before[k]) as f64 / sends as f64).round() as usize;
+                let m = DashMap::with_hasher(PassThrough);
+                for _ in 0..after[k] {
+                    m.insert(rng.next(), 0);
+                }
+                (m, per_send)
+            })
+            .collect();
+        Floor { maps, rng }
+    }
+
+    fn new_entries(&self) -> usize {
+        self.maps.iter().map(|(_, n)| n).sum()
+    }
+
+    /// One cold send's fresh entries, in the order the store makes them.
+    fn touch(&mut self) {
+        for (m, n) in &self.maps {
+            for _ in 0..*n {
+                *m.entry(self.rng.next()).or_insert(0) += 1;
+            }
+        }
+    }
 }
 
 /// Calls between two metrics upkeeps when profiling: about what a second
@@ -306,6 +367,21 @@ fn bench(c: &mut Criterion) {
 
     // Percentiles first, on the same engine.
     let inputs: Vec<AssessInput> = valid_requests(10_000_000).take(200_000).collect();
+    // A pilot of cold sends (other subjects than the measured ones) counts
+    // the entries one creates.
+    let pilot: Vec<AssessInput> = valid_requests(30_000_000).take(10_000).collect();
+    let before = per_kind(&b.engine.store().stats());
+    for input in &pilot {
+        let r = now(b.engine.assess(input)).unwrap();
+        assert_eq!(r.decision.verdict, Verdict::Allow, "a cold allowed send");
+        b.clock.advance(STEP);
+    }
+    let mut floor = Floor::new(before, per_kind(&b.engine.store().stats()), pilot.len());
+    eprintln!(
+        "floor: {} fresh entries per cold send (limiters, number, session, account: {:?})",
+        floor.new_entries(),
+        floor.maps.iter().map(|(_, n)| *n).collect::<Vec<_>>()
+    );
     let mut i = 0;
     percentiles("signals/gather", inputs.len(), || {
         let s = Instant::now();
@@ -316,7 +392,11 @@ fn bench(c: &mut Criterion) {
     let mut i = 0;
     let mut allowed = 0;
     let mut why = std::collections::BTreeMap::new();
-    percentiles("assess/allow_cold", inputs.len(), || {
+    let mut floor_took = Vec::with_capacity(inputs.len());
+    let cold = percentiles("assess/allow_cold", inputs.len(), || {
+        let s = Instant::now();
+        floor.touch();
+        floor_took.push(s.elapsed());
         let s = Instant::now();
         let r = now(b.engine.assess(&inputs[i])).unwrap();
         let took = s.elapsed();
@@ -335,6 +415,12 @@ fn bench(c: &mut Criterion) {
         "    allowed: {allowed} of {}; reasons: {why:?}",
         inputs.len()
     );
+    let floor_p50 = report("floor/new_state", floor_took);
+    eprintln!(
+        "    allow_cold / floor at the median: {:.2}",
+        cold.as_secs_f64() / floor_p50.as_secs_f64()
+    );
+    drop(floor);
     if allowed * 100 < inputs.len() * 95 {
         let r = now(b.engine.assess(&request(99_999_999))).unwrap();
         eprintln!("    e.g. {:?}", r.decision.reasons);
