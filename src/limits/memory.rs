@@ -53,6 +53,11 @@ impl BuildHasher for PassThrough {
 
 type Map<V> = DashMap<u64, V, PassThrough>;
 
+/// Conversion windows by label. Labels come from the numbers requests name, so
+/// they are hashed with a per-process random seed (foldhash; a seeded SipHash
+/// cost six times as much, on six lookups per send and its report).
+type Windows = DashMap<Label, Window, foldhash::fast::RandomState>;
+
 /// Runs a future of an engine over the memory store on the calling thread.
 /// The memory store never waits, so one poll finishes it; for benches and
 /// tests that drive the engine without a runtime. Panics if it would wait.
@@ -72,7 +77,7 @@ pub struct MemoryStore {
     phones: Map<PhoneState>,
     sessions: Map<SessionState>,
     accounts: Map<AccountState>,
-    windows: DashMap<Label, Window>,
+    windows: Windows,
     blocks: Map<Listing>,
     safe: Map<Listing>,
     assessments: Recent,
@@ -93,7 +98,7 @@ impl MemoryStore {
             phones: DashMap::with_hasher(PassThrough),
             sessions: DashMap::with_hasher(PassThrough),
             accounts: DashMap::with_hasher(PassThrough),
-            windows: DashMap::new(),
+            windows: Windows::default(),
             blocks: DashMap::with_hasher(PassThrough),
             safe: DashMap::with_hasher(PassThrough),
             assessments: Recent::new(limits.max_assessments),
