@@ -283,7 +283,7 @@ struct Floor {
 impl Floor {
     /// `before`/`after`: the store's sizes around `sends` cold sends.
     fn new(before: [usize; 4], after: [usize; 4], sends: usize) -> Self {
-        let mut rng = Rng(0xf100_0d);
+        let mut rng = Rng(0x00f1_000d);
         let maps = (0..4)
             .map(|k| {
                 let per_send = ((after[k] - before[k]) as f64 / sends as f64).round() as usize;
