@@ -244,114 +244,38 @@ impl<S: StateStore> Engine<S> {
         let now = self.clock.now_nanos();
         let signals = Signals::gather(input, &data);
         let region = signals.phone.as_ref().and_then(|p| p.region);
-        let (keys, hashed) = self.subject_keys(
-            &snap,
-            Ids {
-                phone: input.phone.as_ref(),
-                email: input.email.as_deref(),
-                account: input.account_id.as_deref(),
-                session: input.session_id.as_deref(),
-                channel: input.channel,
-            },
-            signals.phone.as_ref(),
-        );
-
-        let mut buf: SubjectBuf = [0; 18];
-        let mut rates = Rates::new();
-        let mut rate_rules: SmallVec<[&Rule; RATES_INLINE]> = SmallVec::new();
-        // Each subject hashed once, however many rules are keyed on it.
-        let mut subjects: SmallVec<[Option<Option<SubjectHash>>; RATES_INLINE]> =
-            smallvec::smallvec![None; snap.subjects.len()];
-        for limit in &snap.limits {
-            if !limit.rule.applies(input.event, input.channel) {
-                continue;
-            }
-            let subject = match subjects[limit.subject] {
-                Some(h) => h,
-                None => {
-                    let h = match limit.key {
-                        KeyKind::Phone => hashed.phone,
-                        KeyKind::Account => hashed.account,
-                        KeyKind::Global => Some(self.global),
-                        kind => signals
-                            .subject(kind, input, &mut buf)
-                            .map(|s| self.keys.subject(s)),
-                    };
-                    subjects[limit.subject] = Some(h);
-                    h
-                }
-            };
-            if let Some(subject) = subject {
-                rates.push(RateCheck {
-                    key: subject.key(limit.rule.tag),
-                    quota: limit.quota,
-                    cells: if limit.cost { snap.costs.of(region) } else { 1 },
-                    take: true,
-                    counts_allowed: limit.count == Count::Allowed,
-                    bypassable: limit.rule.bypassable,
-                });
-                rate_rules.push(&limit.rule);
-            }
-        }
-        let (blocks, safe) = self.listing_keys(input, &signals, hashed);
-        let counts_conversion =
-            input.event == Event::OtpSend && input.channel.is_some_and(|c| c.needs_phone());
-        let conversion = if counts_conversion {
-            keys.labels.clone()
-        } else {
-            Labels::new()
-        };
         let id = self.ids.next();
-        let batch = CheckBatch {
-            now,
-            rates,
-            phone: keys.phone,
-            session: keys.session,
-            account: keys.account,
-            conversion_window: snap
-                .conversion
-                .as_ref()
-                .map_or(Duration::ZERO, |c| c.window),
-            conversion,
-            blocks,
-            safe,
-            remember: Some((
-                id,
-                Remembered {
-                    expires_at: now.saturating_add(self.options.assessment_ttl.as_nanos() as u64),
-                    event: input.event,
-                    phone: keys.phone,
-                    session: keys.session,
-                    account: keys.account,
-                    conversion: [keys.labels.first().copied(), keys.labels.get(1).copied()],
-                    region,
-                },
-            )),
-        };
-        let results = self
-            .store
-            .check(&batch)
-            .await
-            .inspect_err(|_| metrics::store_error())?;
+        // A block: the batch, its answers and the rate rules are not held
+        // across the apply's await, so the future (moved whole when it is
+        // boxed or polled in place) is the smaller.
+        let (found, decision, changes) = {
+            let (keys, batch, rate_rules) = self.plan(&snap, input, &signals, id, now);
+            let results = self
+                .store
+                .check(&batch)
+                .await
+                .inspect_err(|_| metrics::store_error())?;
 
-        let asked = Asked {
-            rate_rules: &rate_rules,
-            labels: &batch.conversion,
-            destination: keys.destination,
+            let asked = Asked {
+                rate_rules: &rate_rules,
+                labels: &batch.conversion,
+                destination: keys.destination,
+            };
+            let found = findings::collect(&snap, input, &signals, &asked, &results, now);
+            let decision = evaluate(&snap, &signals, &found.fired);
+            let changes = effects::after_assess(
+                &snap,
+                input.event,
+                input.channel,
+                &keys,
+                &batch,
+                &results,
+                &found,
+                &decision,
+                now,
+            );
+            (found, decision, changes)
         };
-        let found = findings::collect(&snap, input, &signals, &asked, &results, now);
-        let decision = evaluate(&snap, &signals, &found.fired);
-        let changes = effects::after_assess(
-            &snap,
-            input.event,
-            input.channel,
-            &keys,
-            &batch,
-            &results,
-            &found,
-            &decision,
-            now,
-        );
         if !changes.is_empty() {
             self.store
                 .apply(now, &changes)
@@ -449,6 +373,104 @@ impl<S: StateStore> Engine<S> {
             metrics::conversion(&windows, now);
         }
         n
+    }
+
+    /// What the store is asked about `input`: the request's subject keys, the
+    /// batch (rate checks, state, listings, conversion windows, the
+    /// assessment to remember) and the rule behind each rate check.
+    fn plan<'s>(
+        &self,
+        snap: &'s Snapshot,
+        input: &AssessInput,
+        signals: &Signals,
+        id: AssessmentId,
+        now: u64,
+    ) -> (SubjectKeys, CheckBatch, SmallVec<[&'s Rule; RATES_INLINE]>) {
+        let region = signals.phone.as_ref().and_then(|p| p.region);
+        let (keys, hashed) = self.subject_keys(
+            snap,
+            Ids {
+                phone: input.phone.as_ref(),
+                email: input.email.as_deref(),
+                account: input.account_id.as_deref(),
+                session: input.session_id.as_deref(),
+                channel: input.channel,
+            },
+            signals.phone.as_ref(),
+        );
+
+        let mut buf: SubjectBuf = [0; 18];
+        let mut rates = Rates::new();
+        let mut rate_rules: SmallVec<[&Rule; RATES_INLINE]> = SmallVec::new();
+        // Each subject hashed once, however many rules are keyed on it.
+        let mut subjects: SmallVec<[Option<Option<SubjectHash>>; RATES_INLINE]> =
+            smallvec::smallvec![None; snap.subjects.len()];
+        for limit in &snap.limits {
+            if !limit.rule.applies(input.event, input.channel) {
+                continue;
+            }
+            let subject = match subjects[limit.subject] {
+                Some(h) => h,
+                None => {
+                    let h = match limit.key {
+                        KeyKind::Phone => hashed.phone,
+                        KeyKind::Account => hashed.account,
+                        KeyKind::Global => Some(self.global),
+                        kind => signals
+                            .subject(kind, input, &mut buf)
+                            .map(|s| self.keys.subject(s)),
+                    };
+                    subjects[limit.subject] = Some(h);
+                    h
+                }
+            };
+            if let Some(subject) = subject {
+                rates.push(RateCheck {
+                    key: subject.key(limit.rule.tag),
+                    quota: limit.quota,
+                    cells: if limit.cost { snap.costs.of(region) } else { 1 },
+                    take: true,
+                    counts_allowed: limit.count == Count::Allowed,
+                    bypassable: limit.rule.bypassable,
+                });
+                rate_rules.push(&limit.rule);
+            }
+        }
+        let (blocks, safe) = self.listing_keys(input, &signals, hashed);
+        let counts_conversion =
+            input.event == Event::OtpSend && input.channel.is_some_and(|c| c.needs_phone());
+        let conversion = if counts_conversion {
+            keys.labels.clone()
+        } else {
+            Labels::new()
+        };
+        let batch = CheckBatch {
+            now,
+            rates,
+            phone: keys.phone,
+            session: keys.session,
+            account: keys.account,
+            conversion_window: snap
+                .conversion
+                .as_ref()
+                .map_or(Duration::ZERO, |c| c.window),
+            conversion,
+            blocks,
+            safe,
+            remember: Some((
+                id,
+                Remembered {
+                    expires_at: now.saturating_add(self.options.assessment_ttl.as_nanos() as u64),
+                    event: input.event,
+                    phone: keys.phone,
+                    session: keys.session,
+                    account: keys.account,
+                    conversion: [keys.labels.first().copied(), keys.labels.get(1).copied()],
+                    region,
+                },
+            )),
+        };
+        (keys, batch, rate_rules)
     }
 
     fn subject_keys(
