@@ -249,7 +249,7 @@ impl<S: StateStore> Engine<S> {
         // across the apply's await, so the future (moved whole when it is
         // boxed or polled in place) is the smaller.
         let (found, decision, changes) = {
-            let (keys, batch, rate_rules) = self.plan(&snap, input, &signals, id, now);
+            let (keys, batch, rate_rules) = self.plan(&snap, input, &signals, region, id, now);
             let results = self
                 .store
                 .check(&batch)
@@ -383,10 +383,10 @@ impl<S: StateStore> Engine<S> {
         snap: &'s Snapshot,
         input: &AssessInput,
         signals: &Signals,
+        region: Option<CountryCode>,
         id: AssessmentId,
         now: u64,
     ) -> (SubjectKeys, CheckBatch, SmallVec<[&'s Rule; RATES_INLINE]>) {
-        let region = signals.phone.as_ref().and_then(|p| p.region);
         let (keys, hashed) = self.subject_keys(
             snap,
             Ids {
@@ -436,7 +436,7 @@ impl<S: StateStore> Engine<S> {
                 rate_rules.push(&limit.rule);
             }
         }
-        let (blocks, safe) = self.listing_keys(input, &signals, hashed);
+        let (blocks, safe) = self.listing_keys(input, signals, hashed);
         let counts_conversion =
             input.event == Event::OtpSend && input.channel.is_some_and(|c| c.needs_phone());
         let conversion = if counts_conversion {

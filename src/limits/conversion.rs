@@ -17,7 +17,7 @@ pub struct Label {
 }
 
 /// The same fields as `Eq`, in two writes: the derived impl makes four, each
-/// a round of the map's SipHash buffering (a visible share of a decision).
+/// a round of the map hasher's buffering.
 impl std::hash::Hash for Label {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u128(u128::from_le_bytes(self.bytes));

@@ -53,9 +53,11 @@ impl BuildHasher for PassThrough {
 
 type Map<V> = DashMap<u64, V, PassThrough>;
 
-/// Conversion windows by label. Labels come from the numbers requests name, so
-/// they are hashed with a per-process random seed (foldhash; a seeded SipHash
-/// cost six times as much, on six lookups per send and its report).
+/// Conversion windows by label, hashed with foldhash under a seed drawn per map
+/// (SipHash cost more than the rest of a window lookup, six of them per send
+/// and its report). foldhash does not claim to resist hash flooding; labels
+/// come from requested numbers, but there are few of them (countries, calling
+/// code and a few digits) and the map is bounded by `max_windows`.
 type Windows = DashMap<Label, Window, foldhash::fast::RandomState>;
 
 /// Runs a future of an engine over the memory store on the calling thread.
