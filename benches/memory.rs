@@ -50,7 +50,6 @@ fn bytes_per_key() {
                 key: k.wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 quota,
                 cells: 1,
-                take: true,
                 counts_allowed: false,
                 bypassable: false,
             }]

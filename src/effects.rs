@@ -64,9 +64,7 @@ pub fn after_assess(
                 .rates
                 .iter()
                 .zip(&results.rates)
-                .filter(|(r, wait)| {
-                    r.counts_allowed && r.take && wait.is_none() && !r.skipped(results.safe)
-                })
+                .filter(|(r, wait)| r.counts_allowed && wait.is_none() && !r.skipped(results.safe))
                 .map(|(r, _)| Effect::Refund(*r)),
         );
         return out;

@@ -429,7 +429,6 @@ impl<S: StateStore> Engine<S> {
                     key: subject.key(limit.rule.tag),
                     quota: limit.quota,
                     cells: if limit.cost { snap.costs.of(region) } else { 1 },
-                    take: true,
                     counts_allowed: limit.count == Count::Allowed,
                     bypassable: limit.rule.bypassable,
                 });
@@ -636,7 +635,6 @@ impl<S: StateStore> Engine<S> {
                         key: self.keys.key(l.rule.tag, &subject),
                         quota: l.quota,
                         cells: 1,
-                        take: false,
                         counts_allowed: false,
                         bypassable: false,
                     },

@@ -119,7 +119,7 @@ impl MemoryStore {
                 if r.skipped(safe) {
                     None
                 } else {
-                    gcra::check(&self.tats, r.key, r.quota, now, r.cells, r.take)
+                    gcra::check(&self.tats, r.key, r.quota, now, r.cells, true)
                 }
             })
             .collect();

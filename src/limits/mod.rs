@@ -32,14 +32,13 @@ use std::time::Duration;
 pub use memory::MemoryStore;
 
 /// One GCRA check: does a request under `key` conform to `quota`, taking
-/// `cells` cells? With `take`, a conforming request takes them; without, it is
-/// only a peek (an operator's view).
+/// `cells` cells? In a [`CheckBatch`] a conforming request takes them; in an
+/// [`Inspect`] it is only a peek (an operator's view).
 #[derive(Debug, Clone, Copy)]
 pub struct RateCheck {
     pub key: u64,
     pub quota: Quota,
     pub cells: u32,
-    pub take: bool,
     /// Counts only allowed requests: the cells a conforming request took are
     /// given back ([`Effect::Refund`]) if the decision does not allow it. Taken
     /// at once rather than after the decision, so concurrent requests never
