@@ -286,18 +286,17 @@ struct Floor {
 }
 
 impl Floor {
-    /// `before`/`after`: the store's sizes around `sends` cold sends.
-    fn new(before: [usize; 4], after: [usize; 4], sends: usize) -> Self {
+    /// Per kind: the store's size, and the fresh entries per cold send
+    /// measured (rounded to whole entries).
+    fn new(sizes: [usize; 4], per_send: [f64; 4]) -> Self {
         let mut rng = Rng(0x00f1_000d);
         let maps = (0..4)
             .map(|k| {
-                let per_send =
-                    (after[k].saturating_sub(before[k]) as f64 / sends as f64).round() as usize;
                 let m = DashMap::with_hasher(PassThrough);
-                for _ in 0..after[k] {
+                for _ in 0..sizes[k] {
                     m.insert(rng.next(), 0);
                 }
-                (m, per_send)
+                (m, per_send[k].round() as usize)
             })
             .collect();
         Floor { maps, rng }
@@ -389,14 +388,13 @@ fn bench(c: &mut Criterion) {
         b.clock.advance(STEP);
     }
     let after = per_kind(&b.engine.store().stats());
-    let mut floor = Floor::new(before, after, pilot.len());
+    let per_send =
+        [0, 1, 2, 3].map(|k| after[k].saturating_sub(before[k]) as f64 / pilot.len() as f64);
+    let mut floor = Floor::new(after, per_send);
     eprintln!(
-        "floor: {} fresh entries per cold send (limiters, number, session, account: {:?}, measured {:?})",
+        "floor: {} fresh entries per cold send (limiters, number, session, account: {:?}, measured {per_send:?})",
         floor.new_entries(),
         floor.maps.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
-        (0..4)
-            .map(|k| after[k].saturating_sub(before[k]) as f64 / pilot.len() as f64)
-            .collect::<Vec<_>>()
     );
     let mut i = 0;
     percentiles("signals/gather", inputs.len(), || {
