@@ -6,11 +6,11 @@
 
 use super::{CountryCode, SubjectBuf};
 use crate::request::E164;
-use regex_automata::meta::Regex;
-use regex_automata::{Input, MatchKind, PatternID, PatternSet};
+use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::util::{start, syntax};
+use regex_automata::{Anchored, MatchKind};
 use rlibphonenumber::interfaces::AsOriginal;
 use rlibphonenumber::{PhoneNumber, PhoneNumberType, PHONE_NUMBER_UTIL};
-use std::cell::RefCell;
 use std::sync::{LazyLock, OnceLock};
 
 /// The number plan's view of a number.
@@ -140,9 +140,11 @@ const DESCS: usize = 11;
 /// One region's number plan, compiled for typing numbers in one pass.
 pub struct Plan {
     region: Option<CountryCode>,
-    /// The descriptions' patterns (already anchored at both ends), all
-    /// matches reported.
-    set: Regex,
+    /// The descriptions' patterns (already anchored at both ends) as one
+    /// dense DFA that reports every pattern matching: a number is typed by
+    /// one table lookup per digit, then the patterns of the state its end
+    /// reaches.
+    set: dense::DFA<Vec<u32>>,
     /// Per description: its pattern's index in `set`; `None`: no pattern (it
     /// never matches).
     index: [Option<usize>; DESCS],
@@ -155,10 +157,10 @@ pub struct Plan {
 /// leading digits that claim a number for it (`None`: a valid number does).
 pub struct Plans(Vec<(Option<&'static regex::Regex>, Plan)>);
 
-thread_local! {
-    /// Which patterns of a plan matched: reused, so typing allocates nothing.
-    static HITS: RefCell<PatternSet> = RefCell::new(PatternSet::new(DESCS));
-}
+/// A region's DFA larger than this is not built: its calling code keeps
+/// libphonenumber's typing. The largest plan takes ~32 KiB (measured by
+/// `every_geographic_calling_code_has_a_plan`).
+const DFA_LIMIT: usize = 4 << 20;
 
 static PLANS: [OnceLock<Option<Plans>>; 1000] = [const { OnceLock::new() }; 1000];
 
@@ -257,12 +259,22 @@ impl Plan {
                 lengths[i] = Some(bits);
             }
         }
+        // Numbers reach the plan as ASCII digits: `\d` needs no Unicode
+        // classes (which would multiply the DFA's states).
+        let set = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .match_kind(MatchKind::All)
+                    .start_kind(StartKind::Anchored)
+                    .dfa_size_limit(Some(DFA_LIMIT))
+                    .determinize_size_limit(Some(DFA_LIMIT)),
+            )
+            .syntax(syntax::Config::new().unicode(false))
+            .build_many(&patterns)
+            .ok()?;
         Some(Plan {
             region: CountryCode::parse(region.as_region_str().as_str()),
-            set: Regex::builder()
-                .configure(Regex::config().match_kind(MatchKind::All))
-                .build_many(&patterns)
-                .ok()?,
+            set,
             index,
             lengths,
             same_mobile_and_fixed,
@@ -271,19 +283,38 @@ impl Plan {
 
     /// libphonenumber's `getNumberTypeHelper` on a national significant number.
     fn type_of(&self, national: &str) -> NumberType {
-        HITS.with_borrow_mut(|hits| {
-            hits.clear();
-            self.set
-                .which_overlapping_matches(&Input::new(national), hits);
-            self.decide(national.len(), hits)
+        self.decide(national.len(), self.matches(national))
+    }
+
+    /// The patterns matching all of `national`, as bits by pattern index.
+    /// Every pattern is anchored at both ends, so they can only match where
+    /// the digits end: one walk over them, then the end-of-input state's
+    /// patterns.
+    fn matches(&self, national: &str) -> u32 {
+        let dfa = &self.set;
+        let Ok(mut state) = dfa.start_state(&start::Config::new().anchored(Anchored::Yes)) else {
+            return 0;
+        };
+        for &b in national.as_bytes() {
+            state = dfa.next_state(state, b);
+            if dfa.is_dead_state(state) {
+                return 0;
+            }
+        }
+        state = dfa.next_eoi_state(state);
+        if !dfa.is_match_state(state) {
+            return 0;
+        }
+        (0..dfa.match_len(state)).fold(0, |bits, i| {
+            bits | 1 << dfa.match_pattern(state, i).as_usize()
         })
     }
 
     /// libphonenumber's precedence over the patterns that matched.
-    fn decide(&self, len: usize, hits: &PatternSet) -> NumberType {
+    fn decide(&self, len: usize, hits: u32) -> NumberType {
         let is = |i: usize| {
             self.lengths[i].is_none_or(|b| len < 32 && b & (1 << len) != 0)
-                && self.index[i].is_some_and(|j| hits.contains(PatternID::must(j)))
+                && self.index[i].is_some_and(|j| hits & (1 << j) != 0)
         };
         if !is(GENERAL) {
             return NumberType::Unknown;
@@ -619,6 +650,27 @@ mod tests {
         );
         // Every type was met, Unknown included (numbers around the examples).
         assert!(seen.iter().all(|&n| n > 0), "{seen:?}");
+    }
+
+    #[test]
+    fn every_geographic_calling_code_has_a_plan() {
+        let util = &*PHONE_NUMBER_UTIL;
+        let global: Vec<i32> = util.get_supported_global_network_calling_codes().collect();
+        let (mut codes, mut largest) = (0, 0);
+        for cc in util.get_supported_calling_codes() {
+            if global.contains(&cc) {
+                continue;
+            }
+            let plans = plans(cc as usize).unwrap_or_else(|| panic!("+{cc} has no plan"));
+            codes += 1;
+            for (_, plan) in &plans.0 {
+                largest = largest.max(plan.set.memory_usage());
+            }
+        }
+        assert!(codes > 200, "{codes} calling codes");
+        // Well under the limit, which only guards against a metadata update.
+        assert!(largest < DFA_LIMIT / 4, "largest plan: {largest} bytes");
+        eprintln!("{codes} calling codes; largest plan {largest} bytes");
     }
 
     #[test]
