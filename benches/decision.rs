@@ -26,7 +26,9 @@
 //! store's), so it errs low: a floor, not an estimate. It is timed in the same
 //! loop as `assess/allow_cold`, one call of each in turn, so both see the same
 //! machine (and each other's cache traffic); the ratio of their medians is
-//! printed.
+//! printed. `floor/tracked_state` is the same for a send to tracked subjects,
+//! timed with `assess/allow_hot`: as many entries, each one the maps already
+//! hold, picked at random (a million tracked keys are in no cache either).
 //!
 //! `cargo bench --bench decision`
 
@@ -281,36 +283,59 @@ fn per_kind(s: &StoreStats) -> [usize; 4] {
 /// of state, a map as large as the store's and the number of fresh entries
 /// one cold send creates in it.
 struct Floor {
-    maps: Vec<(DashMap<u64, u64, PassThrough>, usize)>,
+    /// Per kind: the map, its entries per send, and how many keys it was
+    /// filled with (`tracked_key(0..filled)`).
+    maps: Vec<(DashMap<u64, u64, PassThrough>, usize, u64)>,
     rng: Rng,
+}
+
+/// The `i`th key a [`Floor`] map starts with (a bijective mix: scattered, and
+/// found again from `i` alone, without reading a list of keys).
+fn tracked_key(i: u64) -> u64 {
+    let z = (i ^ (i >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z ^ (z >> 29)
 }
 
 impl Floor {
     /// Per kind: the store's size, and the fresh entries per cold send
     /// measured (rounded to whole entries).
     fn new(sizes: [usize; 4], per_send: [f64; 4]) -> Self {
-        let mut rng = Rng(0x00f1_000d);
         let maps = (0..4)
             .map(|k| {
                 let m = DashMap::with_hasher(PassThrough);
-                for _ in 0..sizes[k] {
-                    m.insert(rng.next(), 0);
+                for i in 0..sizes[k] as u64 {
+                    m.insert(tracked_key(i), 0);
                 }
-                (m, per_send[k].round() as usize)
+                (m, per_send[k].round() as usize, sizes[k] as u64)
             })
             .collect();
-        Floor { maps, rng }
+        Floor {
+            maps,
+            rng: Rng(0x00f1_000d),
+        }
     }
 
     fn new_entries(&self) -> usize {
-        self.maps.iter().map(|(_, n)| n).sum()
+        self.maps.iter().map(|(_, n, _)| n).sum()
     }
 
     /// One cold send's fresh entries, in the order the store makes them.
     fn touch(&mut self) {
-        for (m, n) in &self.maps {
+        for (m, n, _) in &self.maps {
             for _ in 0..*n {
                 *m.entry(self.rng.next()).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// As many entries, each one the map already holds, picked at random:
+    /// what a send to tracked subjects cannot avoid (their state is in the
+    /// same maps, and a million keys are in no cache).
+    fn touch_tracked(&mut self) {
+        for (m, n, filled) in &self.maps {
+            for _ in 0..*n {
+                let key = tracked_key(self.rng.next() % filled);
+                *m.get_mut(&key).expect("a tracked key") += 1;
             }
         }
     }
@@ -394,7 +419,7 @@ fn bench(c: &mut Criterion) {
     eprintln!(
         "floor: {} fresh entries per cold send (limiters, number, session, account: {:?}, measured {per_send:?})",
         floor.new_entries(),
-        floor.maps.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        floor.maps.iter().map(|(_, n, _)| *n).collect::<Vec<_>>(),
     );
     let mut i = 0;
     percentiles("signals/gather", inputs.len(), || {
@@ -436,7 +461,6 @@ fn bench(c: &mut Criterion) {
         "    allow_cold / floor at the median: {:.2}",
         cold.as_secs_f64() / floor_p50.as_secs_f64()
     );
-    drop(floor);
     if allowed * 100 < inputs.len() * 95 {
         let r = now(b.engine.assess(&request(99_999_999))).unwrap();
         eprintln!("    e.g. {:?}", r.decision.reasons);
@@ -451,7 +475,11 @@ fn bench(c: &mut Criterion) {
     let hot: Vec<u64> = valid_subjects(hot_base).take(200_000).collect();
     let mut i = 0;
     let mut allowed = 0;
-    percentiles("assess/allow_hot", hot.len(), || {
+    let mut floor_took = Vec::with_capacity(hot.len());
+    let tracked = percentiles("assess/allow_hot", hot.len(), || {
+        let s = Instant::now();
+        floor.touch_tracked();
+        floor_took.push(s.elapsed());
         let input = request(hot[i]);
         let s = Instant::now();
         let r = now(b.engine.assess(&input)).unwrap();
@@ -465,6 +493,12 @@ fn bench(c: &mut Criterion) {
         took
     });
     eprintln!("    allowed: {allowed} of {}", hot.len());
+    let floor_p50 = report("floor/tracked_state", floor_took);
+    eprintln!(
+        "    allow_hot / floor at the median: {:.2}",
+        tracked.as_secs_f64() / floor_p50.as_secs_f64()
+    );
+    drop(floor);
     assert!(
         allowed * 100 >= hot.len() * 95,
         "the allow path was measured"
