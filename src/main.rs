@@ -161,6 +161,8 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let r = reloader.clone();
         tokio::task::spawn_blocking(move || r.reload_data());
     }
+    // Number plans are built on first use; built now, no request waits on one.
+    tokio::task::spawn_blocking(tollgate::signals::phone::prepare_plans);
     let mut watched: Vec<PathBuf> = sources.paths().cloned().collect();
     watched.extend(args.policy.clone());
     let _watcher = if args.no_watch || watched.is_empty() {
