@@ -90,34 +90,51 @@ pub struct PhoneFacts {
 /// premium rate), the parser takes the prefix off an E.164 number that is
 /// valid as written, and the digits as written win (tested against the
 /// parser on the plan's example numbers of every region and type and on
-/// numbers around them).
+/// numbers around them). A number invalid as written whose start the parser
+/// would not take for a national prefix is invalid for the parser too (it
+/// reads the same digits): the parser runs only when that start matches, or
+/// for non-geographic calling codes.
 ///
 /// The number's region and type come from the calling code's [`Plans`]:
 /// every type pattern of a region in one pass over the digits, the same
 /// answer as libphonenumber's pattern-by-pattern typing (tested on the same
 /// numbers), for a fraction of the work.
 pub fn facts(number: &E164) -> PhoneFacts {
-    if let Some((cc, national)) = split(number) {
-        if let Some(plans) = plans(cc) {
-            let found = plans.type_of(national);
-            if let Some((plan, number_type)) = found.filter(|(_, t)| *t != NumberType::Unknown) {
-                let cc = cc as u16;
-                return PhoneFacts {
-                    calling_code: cc,
-                    calling_code_len: digits_of(cc),
-                    region: plan.region,
-                    valid: true,
-                    number_type,
-                };
-            }
-        } else if let Some(n) = as_written(number) {
-            let number_type = map_type(n.get_type());
-            if number_type != NumberType::Unknown {
-                return of(&n, number_type);
-            }
-        }
+    unparsed(number).unwrap_or_else(|| parsed(number))
+}
+
+/// The facts of the number as written, where they are also what
+/// libphonenumber's parser would find: a number valid as written, and (for
+/// calling codes with a plan) an invalid one whose start the parser would not
+/// take for a national prefix, so that it reads the same digits. `None`: the
+/// parser decides.
+fn unparsed(number: &E164) -> Option<PhoneFacts> {
+    let (cc, national) = split(number)?;
+    let Some(plans) = plans(cc) else {
+        let n = as_written(number)?;
+        let number_type = map_type(n.get_type());
+        return (number_type != NumberType::Unknown).then(|| of(&n, number_type));
+    };
+    let (region, number_type) = match plans.type_of(national) {
+        Some((plan, t)) => (plan.region, t),
+        None => (None, NumberType::Unknown),
+    };
+    let parser_may_strip = || match plans.national_prefix {
+        Some(Some(prefix)) => prefix.is_match(national),
+        Some(None) => false,
+        None => true,
+    };
+    if number_type == NumberType::Unknown && parser_may_strip() {
+        return None;
     }
-    parsed(number)
+    let cc = cc as u16;
+    Some(PhoneFacts {
+        calling_code: cc,
+        calling_code_len: digits_of(cc),
+        region,
+        valid: number_type != NumberType::Unknown,
+        number_type,
+    })
 }
 
 /// libphonenumber's number descriptions in the order it tries them: the
@@ -155,7 +172,16 @@ pub struct Plan {
 
 /// The regions of one calling code, in libphonenumber's order, each with the
 /// leading digits that claim a number for it (`None`: a valid number does).
-pub struct Plans(Vec<(Option<&'static regex::Regex>, Plan)>);
+pub struct Plans {
+    regions: Vec<(Option<&'static regex::Regex>, Plan)>,
+    /// What the parser may strip from the start of a national number as a
+    /// national (trunk) prefix, anchored at the start: the first region's,
+    /// whose metadata the parser reads for the calling code. Where it does not
+    /// match, the parser's number is the one as written. `Some(None)`: the
+    /// region has none; `None`: its pattern could not be read here, and invalid
+    /// numbers go to the parser.
+    national_prefix: Option<Option<&'static regex::Regex>>,
+}
 
 /// A region's DFA larger than this is not built: its calling code keeps
 /// libphonenumber's typing. The largest plan takes ~32 KiB (measured by
@@ -186,8 +212,12 @@ impl Plans {
         let regions = util.get_regions_for_country_calling_code(i32::try_from(cc).ok()?)?;
         let shared = regions.len() > 1;
         let mut plans = Vec::new();
-        for region in regions {
+        let mut national_prefix = None;
+        for (i, region) in regions.enumerate() {
             let m = util.get_metadata_for_region(region)?;
+            if i == 0 {
+                national_prefix = m.national_prefix_for_parsing().anchor_start().ok();
+            }
             let leading = if shared {
                 m.leading_digits().anchor_start().ok()?
             } else {
@@ -217,25 +247,30 @@ impl Plans {
             let same = m.original.same_mobile_and_fixed_line_pattern();
             plans.push((leading, Plan::build(region, &descs, same)?));
         }
-        (!plans.is_empty()).then_some(Plans(plans))
+        (!plans.is_empty()).then_some(Plans {
+            regions: plans,
+            national_prefix,
+        })
     }
 
     /// libphonenumber's `getRegionForNumber` then `getNumberType`: the first
     /// region whose leading digits start the number, or (without leading
     /// digits) where it is a valid number; its type there.
     fn type_of(&self, national: &str) -> Option<(&Plan, NumberType)> {
-        if let [(_, plan)] = self.0.as_slice() {
+        if let [(_, plan)] = self.regions.as_slice() {
             return Some((plan, plan.type_of(national)));
         }
-        self.0.iter().find_map(|(leading, plan)| match leading {
-            Some(re) => re
-                .is_match(national)
-                .then(|| (plan, plan.type_of(national))),
-            None => {
-                let t = plan.type_of(national);
-                (t != NumberType::Unknown).then_some((plan, t))
-            }
-        })
+        self.regions
+            .iter()
+            .find_map(|(leading, plan)| match leading {
+                Some(re) => re
+                    .is_match(national)
+                    .then(|| (plan, plan.type_of(national))),
+                None => {
+                    let t = plan.type_of(national);
+                    (t != NumberType::Unknown).then_some((plan, t))
+                }
+            })
     }
 }
 
@@ -595,7 +630,7 @@ mod tests {
 
     #[test]
     fn the_number_as_written_agrees_with_the_parser() {
-        let (mut fast, mut total) = (0, 0);
+        let (mut fast, mut total, mut invalid_unparsed) = (0, 0, 0);
         let mut numbers = plan_numbers();
         // Belarus: 810… is premium rate, and "8" is also its trunk prefix.
         numbers.extend((0..200).map(|i| format!("+375810{:07}", i * 49_999 % 10_000_000)));
@@ -605,6 +640,7 @@ mod tests {
             let by_parser = parsed(&n);
             let written = as_written(&n).filter(|p| map_type(p.get_type()) != NumberType::Unknown);
             fast += usize::from(written.is_some());
+            invalid_unparsed += usize::from(unparsed(&n).is_some_and(|f| !f.valid));
             if facts(&n) == by_parser {
                 continue;
             }
@@ -625,6 +661,14 @@ mod tests {
         // Both readings were exercised: most plan numbers are read as written,
         // and thousands went to the parser.
         assert!(fast > 10_000 && total - fast > 5_000, "{fast} of {total}");
+        // Invalid numbers were decided without the parser too (and agreed).
+        assert!(
+            invalid_unparsed > 2_000,
+            "{invalid_unparsed} invalid, unparsed"
+        );
+        eprintln!(
+            "{fast} valid as written, {invalid_unparsed} invalid without the parser, of {total}"
+        );
     }
 
     #[test]
@@ -642,7 +686,7 @@ mod tests {
                 continue;
             };
             planned += 1;
-            shared += usize::from(plans.0.len() > 1);
+            shared += usize::from(plans.regions.len() > 1);
             let found = plans.type_of(national);
             let t = found.map_or(NumberType::Unknown, |(_, t)| t);
             assert_eq!(t, map_type(written.get_type()), "{s}");
@@ -678,7 +722,7 @@ mod tests {
                 .and_then(Option::as_ref)
                 .unwrap_or_else(|| panic!("+{cc} has no plan"));
             codes += 1;
-            for (_, plan) in &plans.0 {
+            for (_, plan) in &plans.regions {
                 largest = largest.max(plan.set.memory_usage());
             }
         }
