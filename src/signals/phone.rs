@@ -93,7 +93,8 @@ pub struct PhoneFacts {
 /// numbers around them). A number invalid as written whose start the parser
 /// would not take for a national prefix is invalid for the parser too (it
 /// reads the same digits): the parser runs only when that start matches, or
-/// for non-geographic calling codes.
+/// where the calling code has no plan (non-geographic codes) or the number
+/// cannot be split as written.
 ///
 /// The number's region and type come from the calling code's [`Plans`]:
 /// every type pattern of a region in one pass over the digits, the same
@@ -254,8 +255,8 @@ impl Plans {
     }
 
     /// libphonenumber's `getRegionForNumber` then `getNumberType`: the first
-    /// region whose leading digits start the number, or (without leading
-    /// digits) where it is a valid number; its type there.
+    /// region whose leading digits start the number or where it is a valid
+    /// number (rlibphonenumber asks both of every region); its type there.
     fn type_of(&self, national: &str) -> Option<(&Plan, NumberType)> {
         if let [(_, plan)] = self.regions.as_slice() {
             return Some((plan, plan.type_of(national)));
@@ -263,10 +264,8 @@ impl Plans {
         self.regions
             .iter()
             .find_map(|(leading, plan)| match leading {
-                Some(re) => re
-                    .is_match(national)
-                    .then(|| (plan, plan.type_of(national))),
-                None => {
+                Some(re) if re.is_match(national) => Some((plan, plan.type_of(national))),
+                _ => {
                     let t = plan.type_of(national);
                     (t != NumberType::Unknown).then_some((plan, t))
                 }
