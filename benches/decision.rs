@@ -274,6 +274,16 @@ fn report(name: &str, mut t: Vec<Duration>) -> Duration {
     p(0.50)
 }
 
+/// Prints the floor timed alongside `case` and how many times the floor the
+/// case's median is.
+fn against_floor(case: &str, case_p50: Duration, floor: &str, floor_took: Vec<Duration>) {
+    let floor_p50 = report(floor, floor_took);
+    eprintln!(
+        "    {case} / floor at the median: {:.2}",
+        case_p50.as_secs_f64() / floor_p50.as_secs_f64()
+    );
+}
+
 /// Per kind of per-subject state: how many entries the store holds.
 fn per_kind(s: &StoreStats) -> [usize; 4] {
     [s.rate_keys, s.phone_keys, s.session_keys, s.account_keys]
@@ -456,11 +466,7 @@ fn bench(c: &mut Criterion) {
         "    allowed: {allowed} of {}; reasons: {why:?}",
         inputs.len()
     );
-    let floor_p50 = report("floor/new_state", floor_took);
-    eprintln!(
-        "    allow_cold / floor at the median: {:.2}",
-        cold.as_secs_f64() / floor_p50.as_secs_f64()
-    );
+    against_floor("allow_cold", cold, "floor/new_state", floor_took);
     if allowed * 100 < inputs.len() * 95 {
         let r = now(b.engine.assess(&request(99_999_999))).unwrap();
         eprintln!("    e.g. {:?}", r.decision.reasons);
@@ -493,11 +499,7 @@ fn bench(c: &mut Criterion) {
         took
     });
     eprintln!("    allowed: {allowed} of {}", hot.len());
-    let floor_p50 = report("floor/tracked_state", floor_took);
-    eprintln!(
-        "    allow_hot / floor at the median: {:.2}",
-        tracked.as_secs_f64() / floor_p50.as_secs_f64()
-    );
+    against_floor("allow_hot", tracked, "floor/tracked_state", floor_took);
     drop(floor);
     assert!(
         allowed * 100 >= hot.len() * 95,
