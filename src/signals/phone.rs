@@ -172,7 +172,8 @@ pub struct Plan {
 }
 
 /// The regions of one calling code, in libphonenumber's order, each with the
-/// leading digits that claim a number for it (`None`: a valid number does).
+/// leading digits that claim a number for it besides the numbers valid there
+/// (`None`: only those).
 pub struct Plans {
     regions: Vec<(Option<&'static regex::Regex>, Plan)>,
     /// What the parser may strip from the start of a national number as a
