@@ -27,7 +27,8 @@
 //! [`server`] (listeners, health, reflection, graceful shutdown), [`settings`]
 //! (restart-only process settings).
 
-#![forbid(unsafe_code)]
+// No unsafe code but one prefetch hint, allowed where it is: see `limits::prefetch`.
+#![deny(unsafe_code)]
 
 pub mod admin_cli;
 pub mod audit;

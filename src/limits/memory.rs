@@ -9,6 +9,7 @@ use super::conversion::{ConversionStats, Label, Window};
 use super::gcra::{self, TatMap};
 use super::listing::Listing;
 use super::phone::PhoneState;
+use super::prefetch::prefetch;
 use super::recent::Recent;
 use super::session::SessionState;
 use super::{
@@ -51,7 +52,7 @@ impl BuildHasher for PassThrough {
     }
 }
 
-type Map<V> = DashMap<u64, V, PassThrough>;
+pub(super) type Map<V> = DashMap<u64, V, PassThrough>;
 
 /// Conversion windows by label, hashed with foldhash under a seed drawn per map
 /// (SipHash cost more than the rest of a window lookup, six of them per send
@@ -110,6 +111,19 @@ impl MemoryStore {
 
     fn check_now(&self, b: &CheckBatch) -> CheckResults {
         let now = b.now;
+        // The entries of a decision are rarely in cache: load them all at once.
+        for r in &b.rates {
+            prefetch(&self.tats, r.key);
+        }
+        if let Some(k) = b.phone {
+            prefetch(&self.phones, k);
+        }
+        if let Some(k) = b.session {
+            prefetch(&self.sessions, k);
+        }
+        if let Some(k) = b.account {
+            prefetch(&self.accounts, k);
+        }
         let safe = b.safe.iter().any(|k| active(&self.safe, *k, now).is_some());
         let blocked = b.blocks.iter().find_map(|k| active(&self.blocks, *k, now));
         let rates = b

@@ -14,6 +14,7 @@ pub mod gcra;
 pub mod listing;
 pub mod memory;
 pub mod phone;
+mod prefetch;
 pub mod recent;
 pub mod session;
 
