@@ -29,6 +29,7 @@
 
 // No unsafe code but one prefetch hint, allowed where it is: see `limits::prefetch`.
 #![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod admin_cli;
 pub mod audit;
