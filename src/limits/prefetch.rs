@@ -112,15 +112,8 @@ mod tests {
     }
 
     fn keys(n: u64) -> Vec<u64> {
-        // Uniform like the store's keyed hashes (splitmix64's finalizer).
-        (0..n)
-            .map(|i| {
-                let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                z ^ (z >> 31)
-            })
-            .collect()
+        // Uniform like the store's keyed hashes.
+        (0..n).map(crate::request::mix).collect()
     }
 
     #[test]
