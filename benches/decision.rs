@@ -15,20 +15,23 @@
 //! pass times single calls and prints p50 / p99 / p99.9, which Criterion does
 //! not.
 //!
-//! The floor: what a cold send cannot avoid on this machine whatever the code
-//! around it. It creates state for subjects never seen, and fresh keys in maps
-//! of 10^5 to 10^6 entries and more miss the caches. `floor/new_state`
-//! inserts, into a bare `DashMap` per kind of state (as the store keeps them,
-//! with the store's pass-through hasher), as many fresh random keys as one
-//! cold send creates (counted on a pilot of cold sends), each map starting as
-//! large as the store's. Its values are 8 bytes where the store's are 16 to 40
-//! and its maps only grow (reports remove numbers and sessions from the
-//! store's), so it errs low: a floor, not an estimate. It is timed in the same
-//! loop as `assess/allow_cold`, one call of each in turn, so both see the same
-//! machine (and each other's cache traffic); the ratio of their medians is
-//! printed. `floor/tracked_state` is the same for a send to tracked subjects,
-//! timed with `assess/allow_hot`: as many entries, each one the maps already
-//! hold, picked at random (a million tracked keys are in no cache either).
+//! The floor: what a cold send's state costs to reach when its entries are
+//! reached one after another, as plain dashmap lookups do. It creates state
+//! for subjects never seen, and fresh keys in maps of 10^5 to 10^6 entries and
+//! more miss the caches. `floor/new_state` inserts, into a bare `DashMap` per
+//! kind of state (as the store keeps them, with the store's pass-through
+//! hasher), as many fresh random keys as one cold send creates (counted on a
+//! pilot of cold sends), each map starting as large as the store's. Its values
+//! are 8 bytes where the store's are 16 to 40 and its maps only grow (reports
+//! remove numbers and sessions from the store's), so it errs low for lookups
+//! made in a row. The store prefetches a send's entries before looking them
+//! up, so their misses overlap: a send may spend less than this on them. It is
+//! timed in the same loop as `assess/allow_cold`, one call of each in turn, so
+//! both see the same machine (and each other's cache traffic); the ratio of
+//! their medians is printed. `floor/tracked_state` is the same for a send to
+//! tracked subjects, timed with `assess/allow_hot`: as many entries, each one
+//! the maps already hold, picked at random (a million tracked keys are in no
+//! cache either).
 //!
 //! `cargo bench --bench decision`
 
