@@ -9,7 +9,7 @@ use super::conversion::{ConversionStats, Label, Window};
 use super::gcra::{self, TatMap};
 use super::listing::Listing;
 use super::phone::PhoneState;
-use super::prefetch::prefetch;
+use super::prefetch::Prefetch;
 use super::recent::Recent;
 use super::session::SessionState;
 use super::{
@@ -112,18 +112,20 @@ impl MemoryStore {
     fn check_now(&self, b: &CheckBatch) -> CheckResults {
         let now = b.now;
         // The entries of a decision are rarely in cache: load them all at once.
+        let mut p = Prefetch::default();
         for r in &b.rates {
-            prefetch(&self.tats, r.key);
+            p.entry(&self.tats, r.key);
         }
         if let Some(k) = b.phone {
-            prefetch(&self.phones, k);
+            p.entry(&self.phones, k);
         }
         if let Some(k) = b.session {
-            prefetch(&self.sessions, k);
+            p.entry(&self.sessions, k);
         }
         if let Some(k) = b.account {
-            prefetch(&self.accounts, k);
+            p.entry(&self.accounts, k);
         }
+        p.issue();
         let safe = b.safe.iter().any(|k| active(&self.safe, *k, now).is_some());
         let blocked = b.blocks.iter().find_map(|k| active(&self.blocks, *k, now));
         let rates = b

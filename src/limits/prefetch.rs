@@ -46,35 +46,75 @@ const fn entry_size<V>() -> usize {
     std::mem::size_of::<(u64, dashmap::SharedValue<V>)>()
 }
 
-/// The address of bucket `index` of a table whose control bytes are at `ctrl`.
-fn bucket<V>(ctrl: usize, index: usize) -> usize {
-    ctrl.wrapping_sub((index + 1) * entry_size::<V>())
+/// The address of bucket `index` of a table of `size`-byte entries whose
+/// control bytes are at `ctrl`.
+fn bucket(ctrl: usize, index: usize, size: usize) -> usize {
+    ctrl.wrapping_sub((index + 1) * size)
 }
 
-/// Starts loading, without waiting for it, what a lookup of `key` in `map`
-/// will read: the group of 16 control bytes where its probe starts, and the
-/// lines of the first three buckets there (two in three keys sit in the first,
-/// nearly all in one of the three: see the test). Hints to one line cost
-/// about nothing after the first.
-#[inline]
-pub fn prefetch<V>(map: &Map<V>, key: u64) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let Some((ctrl, index, mask)) = probe_start(map, key) else {
-            return;
-        };
-        hint(ctrl.wrapping_add(index));
-        hint(ctrl.wrapping_add(index + 15));
-        // Buckets `index`, `index + 1`, `index + 2` lie downwards from the
-        // end of bucket `index`; a table of fewer buckets wraps to its top.
-        let end = bucket::<V>(ctrl, index).wrapping_add(entry_size::<V>() - 1);
-        hint(end);
-        for i in 0..3 {
-            hint(bucket::<V>(ctrl, (index + i) & mask));
+/// The entries one decision is about to reach, gathered first and hinted
+/// together by [`Prefetch::issue`]. Gathering takes and drops each shard's
+/// read lock (two atomic read-modify-writes, each a full barrier on x86); the
+/// hints come after all of them rather than between them. Measured in the
+/// decision bench against hinting each entry as its lock is dropped (medians
+/// of eight alternating runs of the ratio of a send's median to the floor):
+/// cold sends 2.08 -> 1.97, sends to tracked subjects 1.87 -> 1.80.
+#[derive(Default)]
+pub struct Prefetch {
+    /// Control-bytes address, first bucket index, bucket mask, entry size.
+    starts: [(usize, usize, usize, usize); Self::MAX],
+    len: usize,
+}
+
+impl Prefetch {
+    /// More entries than a decision of the default policy reaches (13 on an
+    /// OTP send); past this, entries are hinted at once as they come.
+    const MAX: usize = 24;
+
+    /// Adds what a lookup of `key` in `map` will read.
+    #[inline]
+    pub fn entry<V>(&mut self, map: &Map<V>, key: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some((ctrl, index, mask)) = probe_start(map, key) {
+            let start = (ctrl, index, mask, entry_size::<V>());
+            if self.len == Self::MAX {
+                hint_entry(start);
+            } else {
+                self.starts[self.len] = start;
+                self.len += 1;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (map, key);
+    }
+
+    /// Starts loading every entry added, without waiting for any.
+    #[inline]
+    pub fn issue(&self) {
+        #[cfg(target_arch = "x86_64")]
+        for &start in &self.starts[..self.len] {
+            hint_entry(start);
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (map, key);
+}
+
+/// Starts loading, without waiting for it, what a lookup starting at
+/// `(ctrl, index, mask)` in a table of `size`-byte entries will read: the
+/// group of 16 control bytes where its probe starts, and the lines of the
+/// first three buckets there (two in three keys sit in the first, nearly all
+/// in one of the three: see the test). Hints to one line cost about nothing
+/// after the first.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn hint_entry((ctrl, index, mask, size): (usize, usize, usize, usize)) {
+    hint(ctrl.wrapping_add(index));
+    hint(ctrl.wrapping_add(index + 15));
+    // Buckets `index`, `index + 1`, `index + 2` lie downwards from the end
+    // of bucket `index`; a table of fewer buckets wraps to its top.
+    hint(bucket(ctrl, index, size).wrapping_add(size - 1));
+    for i in 0..3 {
+        hint(bucket(ctrl, (index + i) & mask, size));
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -106,7 +146,8 @@ mod tests {
                     .find(k, |(key, _)| *key == k)
                     .expect("hashbrown finds the key under its own hash")
                     .as_ptr() as usize;
-                (0..=mask.min(64)).find(|&i| bucket::<V>(ctrl, (start + i) & mask) == found)
+                (0..=mask.min(64))
+                    .find(|&i| bucket(ctrl, (start + i) & mask, entry_size::<V>()) == found)
             })
             .collect()
     }
