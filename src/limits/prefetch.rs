@@ -14,7 +14,8 @@
 //! before Rust 1.86, a target-feature function since), which every x86_64 CPU
 //! has; a prefetch dereferences nothing and never faults, whatever the address
 //! (the nightly `core::hint::prefetch_read` is safe for that reason). A wrong
-//! address costs a wasted load, nothing else.
+//! address costs a wasted load, nothing else. Other targets build a
+//! [`Prefetch`] that does nothing.
 
 use super::memory::Map;
 
@@ -30,6 +31,7 @@ use super::memory::Map;
 /// below the control bytes. The key is its own hash
 /// ([`super::memory::PassThrough`]). `tests::keys_sit_where_their_probe_starts`
 /// compares both with where hashbrown's own lookup finds each key.
+#[cfg(any(target_arch = "x86_64", test))]
 fn probe_start<V>(map: &Map<V>, key: u64) -> Option<(usize, usize, usize)> {
     let shard = &map.shards()[map.determine_shard(key as usize)];
     let table = shard.try_read()?;
@@ -42,12 +44,14 @@ fn probe_start<V>(map: &Map<V>, key: u64) -> Option<(usize, usize, usize)> {
 }
 
 /// The size of one entry of `map`'s tables.
+#[cfg(any(target_arch = "x86_64", test))]
 const fn entry_size<V>() -> usize {
     std::mem::size_of::<(u64, dashmap::SharedValue<V>)>()
 }
 
 /// The address of bucket `index` of a table of `size`-byte entries whose
 /// control bytes are at `ctrl`.
+#[cfg(any(target_arch = "x86_64", test))]
 fn bucket(ctrl: usize, index: usize, size: usize) -> usize {
     ctrl.wrapping_sub((index + 1) * size)
 }
@@ -59,6 +63,7 @@ fn bucket(ctrl: usize, index: usize, size: usize) -> usize {
 /// decision bench against hinting each entry as its lock is dropped (medians
 /// of eight alternating runs of the ratio of a send's median to the floor):
 /// cold sends 2.08 -> 1.97, sends to tracked subjects 1.87 -> 1.80.
+#[cfg(target_arch = "x86_64")]
 #[derive(Default)]
 pub struct Prefetch {
     /// Control-bytes address, first bucket index, bucket mask, entry size.
@@ -66,6 +71,7 @@ pub struct Prefetch {
     len: usize,
 }
 
+#[cfg(target_arch = "x86_64")]
 impl Prefetch {
     /// More entries than a decision of the default policy reaches (13 on an
     /// OTP send); past this, entries are hinted at once as they come.
@@ -74,7 +80,6 @@ impl Prefetch {
     /// Adds what a lookup of `key` in `map` will read.
     #[inline]
     pub fn entry<V>(&mut self, map: &Map<V>, key: u64) {
-        #[cfg(target_arch = "x86_64")]
         if let Some((ctrl, index, mask)) = probe_start(map, key) {
             let start = (ctrl, index, mask, entry_size::<V>());
             if self.len == Self::MAX {
@@ -84,18 +89,30 @@ impl Prefetch {
                 self.len += 1;
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (map, key);
     }
 
     /// Starts loading every entry added, without waiting for any.
     #[inline]
     pub fn issue(&self) {
-        #[cfg(target_arch = "x86_64")]
         for &start in &self.starts[..self.len] {
             hint_entry(start);
         }
     }
+}
+
+/// Elsewhere there are no hints: no geometry is gathered (no shard locked for
+/// it) and the check's lookups wait for memory one after another.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Default)]
+pub struct Prefetch;
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Prefetch {
+    #[inline]
+    pub fn entry<V>(&mut self, _: &Map<V>, _: u64) {}
+
+    #[inline]
+    pub fn issue(&self) {}
 }
 
 /// Starts loading, without waiting for it, what a lookup starting at
