@@ -387,6 +387,58 @@ fn bench(c: &mut Criterion) {
             "profiling the {} path",
             if throttled { "throttled" } else { "cold allow" }
         );
+        // `TOLLGATE_PROFILE_THREADS=T` (with `TOLLGATE_PROFILE_SECS`): T
+        // threads share the engine, each sending to its own subjects, while
+        // this one runs the metrics upkeep every second as the service does.
+        // Prints the calls a second of all threads together; against T = 1
+        // it shows what sharing the store across cores costs.
+        if let Ok(threads) = std::env::var("TOLLGATE_PROFILE_THREADS") {
+            let threads: usize = threads.parse().expect("a thread count");
+            let until = until.expect("TOLLGATE_PROFILE_THREADS runs for TOLLGATE_PROFILE_SECS");
+            assert!(!throttled, "threads send to subjects of their own");
+            let started = Instant::now();
+            let (total, allowed) = std::thread::scope(|scope| {
+                let workers: Vec<_> = inputs
+                    .chunks(inputs.len() / threads)
+                    .take(threads)
+                    .map(|inputs| {
+                        let b = &b;
+                        scope.spawn(move || {
+                            let (mut calls, mut allowed) = (0, 0);
+                            for input in inputs.iter().cycle() {
+                                let r = now(b.engine.assess(input)).unwrap();
+                                allowed += usize::from(r.decision.verdict == Verdict::Allow);
+                                if calls % 5 != 0 {
+                                    now(b.engine.report(&verified(r.id))).unwrap();
+                                }
+                                calls += 1;
+                                b.clock.advance(STEP);
+                                if calls % 1024 == 0 && Instant::now() > until {
+                                    break;
+                                }
+                            }
+                            (calls, allowed)
+                        })
+                    })
+                    .collect();
+                while Instant::now() < until {
+                    std::thread::sleep(Duration::from_secs(1));
+                    b.metrics.run_upkeep();
+                }
+                workers
+                    .into_iter()
+                    .map(|w| w.join().unwrap())
+                    .fold((0, 0), |(c, a), (wc, wa)| (c + wc, a + wa))
+            });
+            let took = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{threads} threads: {total} calls in {took:.2} s ({:.1} % allowed): {:.0} calls/s, {:.2} µs a call per thread",
+                100.0 * allowed as f64 / total as f64,
+                total as f64 / took,
+                took * 1e6 * threads as f64 / total as f64
+            );
+            return;
+        }
         let mut calls = 0;
         for input in inputs.iter().cycle() {
             if calls == limit {
