@@ -119,6 +119,55 @@ async fn metrics_count_decisions_and_reasons() {
     srv.stop().await;
 }
 
+/// Two rules firing on one request, one in shadow: each reason is counted
+/// under its own rule id and shadow label, including a rule id's first count
+/// and the same rule counted shadowed once the whole policy is in shadow.
+#[tokio::test]
+async fn reason_counters_keep_rules_and_shadow_apart() {
+    const TWO_RULES: &str = r#"
+version = "reasons-test"
+[[limit]]
+id = "test.shadowed"
+key = "phone"
+rate = "1/1h"
+action = "block"
+shadow = true
+
+[[limit]]
+id = "test.enforced"
+key = "device"
+rate = "1/1h"
+action = "block"
+"#;
+    let srv = TestServer::start(TWO_RULES).await;
+    let mut c = srv.client().await;
+    let mut req = otp_send("+33655555501", "");
+    req.device_id = "dev-reasons".into();
+    for _ in 0..3 {
+        c.assess(req.clone()).await.unwrap();
+    }
+    srv.engine.set_policy(
+        tollgate::policy::compile("t", &format!("shadow = true\n{TWO_RULES}")).unwrap(),
+    );
+    let r = c.assess(req).await.unwrap().into_inner();
+    assert_eq!(codes(&r), ["test.shadowed", "test.enforced"], "{r:?}");
+
+    // The rule ids are this test's own: exact counts.
+    let after = srv.scrape().await;
+    let count = |rule: &str, shadow: &str| {
+        series(
+            &after,
+            "tollgate_reasons_total",
+            &[&format!("rule=\"{rule}\""), &format!("shadow=\"{shadow}\"")],
+        )
+    };
+    assert_eq!(count("test.shadowed", "true"), Some(3.0), "{after}");
+    assert_eq!(count("test.shadowed", "false"), None);
+    assert_eq!(count("test.enforced", "false"), Some(2.0));
+    assert_eq!(count("test.enforced", "true"), Some(1.0));
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn oversized_requests_are_refused_before_decoding() {
     let limits = ServerLimits {
