@@ -23,6 +23,10 @@ pub struct SubjectKeys {
     pub labels: Labels,
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the request and each earlier step's output, named; its only caller is the engine"
+)]
 pub fn after_assess(
     snap: &Snapshot,
     event: Event,

@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            match rt.block_on(tollgate::admin_cli::run(args)) {
+            match rt.block_on(tollgate::admin_cli::run(*args)) {
                 Ok(out) => {
                     print!("{out}");
                     Ok(ExitCode::SUCCESS)

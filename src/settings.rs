@@ -29,7 +29,7 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Help-desk and fraud-team calls to a running tollgate's AdminService.
-    Admin(AdminArgs),
+    Admin(Box<AdminArgs>),
 }
 
 #[derive(Debug, Args)]

@@ -42,7 +42,8 @@ async fn each_malformed_field_is_named() {
     let mut c = srv.client().await;
     let long = |n: usize| "a".repeat(n);
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::AssessRequest)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut pb::AssessRequest)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("event", Box::new(|r| r.event = 0)),
         ("event", Box::new(|r| r.event = 99)),
         ("channel", Box::new(|r| r.channel = 0)),

@@ -199,6 +199,10 @@ pub struct AuditStats {
 
 /// One record, as queued: owned copies of what the hot path already had.
 /// Masking and formatting happen on the writer thread.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every record is an assessment: boxing it would only add an allocation per decision"
+)]
 enum Record {
     Assessment {
         time: u64,
@@ -221,9 +225,10 @@ enum Record {
     },
 }
 
-// Nearly every message is a `Record`: boxing it would only add an allocation
-// per decision.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every message is a record: boxing it would only add an allocation per decision"
+)]
 enum Msg {
     Record(Record),
     /// From [`AuditTask::finish`]: close the queue, write the rest, stop.

@@ -113,6 +113,10 @@ fn anonymity_bit(a: AnonymityName) -> u8 {
 
 impl Condition {
     /// Whether every condition holds for these signals.
+    #[allow(
+        clippy::nonminimal_bool,
+        reason = "each check reads as its condition: unless the fact is known and matches, the rule does not fire"
+    )]
     pub fn holds(&self, s: &Signals) -> bool {
         let phone = s.phone.as_ref();
         let ip = s.ip.as_ref();
