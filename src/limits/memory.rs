@@ -112,7 +112,7 @@ impl MemoryStore {
     fn check_now(&self, b: &CheckBatch) -> CheckResults {
         let now = b.now;
         // The entries of a decision are rarely in cache: load them all at once.
-        let mut p = Prefetch::default();
+        let mut p = Prefetch::new();
         for r in &b.rates {
             p.entry(&self.tats, r.key);
         }

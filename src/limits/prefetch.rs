@@ -77,6 +77,11 @@ impl Prefetch {
     /// OTP send); past this, entries are hinted at once as they come.
     const MAX: usize = 24;
 
+    #[inline]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Adds what a lookup of `key` in `map` will read.
     #[inline]
     pub fn entry<V>(&mut self, map: &Map<V>, key: u64) {
@@ -108,6 +113,11 @@ pub struct Prefetch;
 
 #[cfg(not(target_arch = "x86_64"))]
 impl Prefetch {
+    #[inline]
+    pub fn new() -> Self {
+        Prefetch
+    }
+
     #[inline]
     pub fn entry<V>(&mut self, _: &Map<V>, _: u64) {}
 
