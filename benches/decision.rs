@@ -394,17 +394,23 @@ fn bench(c: &mut Criterion) {
         // it shows what sharing the store across cores costs.
         if let Ok(threads) = std::env::var("TOLLGATE_PROFILE_THREADS") {
             let threads: usize = threads.parse().expect("a thread count");
+            assert!(
+                (1..=inputs.len()).contains(&threads),
+                "1 to {} threads",
+                inputs.len()
+            );
             let until = until.expect("TOLLGATE_PROFILE_THREADS runs for TOLLGATE_PROFILE_SECS");
             assert!(!throttled, "threads send to subjects of their own");
-            let started = Instant::now();
-            let (total, allowed) = std::thread::scope(|scope| {
+            // Each worker: its calls, how many were allowed, how long it ran.
+            let ran: Vec<(usize, usize, Duration)> = std::thread::scope(|scope| {
                 let workers: Vec<_> = inputs
                     .chunks(inputs.len() / threads)
                     .take(threads)
                     .map(|inputs| {
                         let b = &b;
                         scope.spawn(move || {
-                            let (mut calls, mut allowed) = (0, 0);
+                            let started = Instant::now();
+                            let (mut calls, mut allowed) = (0usize, 0usize);
                             for input in inputs.iter().cycle() {
                                 let r = now(b.engine.assess(input)).unwrap();
                                 allowed += usize::from(r.decision.verdict == Verdict::Allow);
@@ -417,25 +423,26 @@ fn bench(c: &mut Criterion) {
                                     break;
                                 }
                             }
-                            (calls, allowed)
+                            (calls, allowed, started.elapsed())
                         })
                     })
                     .collect();
-                while Instant::now() < until {
-                    std::thread::sleep(Duration::from_secs(1));
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(left.min(Duration::from_secs(1)));
                     b.metrics.run_upkeep();
                 }
-                workers
-                    .into_iter()
-                    .map(|w| w.join().unwrap())
-                    .fold((0, 0), |(c, a), (wc, wa)| (c + wc, a + wa))
+                workers.into_iter().map(|w| w.join().unwrap()).collect()
             });
-            let took = started.elapsed().as_secs_f64();
+            let total: usize = ran.iter().map(|r| r.0).sum();
+            let allowed: usize = ran.iter().map(|r| r.1).sum();
+            let rate: f64 = ran
+                .iter()
+                .map(|(calls, _, took)| *calls as f64 / took.as_secs_f64())
+                .sum();
             eprintln!(
-                "{threads} threads: {total} calls in {took:.2} s ({:.1} % allowed): {:.0} calls/s, {:.2} µs a call per thread",
+                "{threads} threads: {total} calls ({:.1} % allowed): {rate:.0} calls/s, {:.2} µs a call per thread",
                 100.0 * allowed as f64 / total as f64,
-                total as f64 / took,
-                took * 1e6 * threads as f64 / total as f64
+                1e6 * threads as f64 / rate
             );
             return;
         }
