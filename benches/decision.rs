@@ -603,7 +603,30 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     let s = b.engine.store().stats();
-    eprintln!("end: {} rate keys", s.rate_keys);
+    eprintln!("end: {} rate keys; {}", s.rate_keys, huge_pages());
+}
+
+/// How much of this process sits on huge pages, and the kernel's mode: page
+/// walks are part of a cold send's cost, so runs with and without differ
+/// (README: huge pages through `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`).
+fn huge_pages() -> String {
+    let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .ok()
+        .and_then(|m| Some(m.split_once('[')?.1.split_once(']')?.0.to_owned()))
+        .unwrap_or_else(|| "?".into());
+    let kib = |field: &str| -> Option<u64> {
+        let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+        let line = rollup.lines().find(|l| l.starts_with(field))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    match (kib("AnonHugePages:"), kib("Rss:")) {
+        (Some(huge), Some(rss)) => format!(
+            "transparent huge pages {mode}: {} of {} MiB resident on them",
+            huge / 1024,
+            rss / 1024
+        ),
+        _ => format!("transparent huge pages {mode}"),
+    }
 }
 
 criterion_group! {
