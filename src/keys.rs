@@ -60,6 +60,9 @@ impl KeyHasher {
     /// The secret-keyed hash of a subject's bytes, for deriving its keys.
     #[inline]
     pub fn subject(&self, subject: &[u8]) -> SubjectHash {
+        // Streaming `write` then `finish`: siphasher's one-shot `hash` gives
+        // the same value in ~6 % more instructions on these short subjects
+        // (cachegrind, decision bench: 1 080 against 1 017 a send).
         let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
         h.write(subject);
         SubjectHash(h.finish())
@@ -131,6 +134,16 @@ mod tests {
         assert_eq!(keys.len(), 4096);
         // The mix is not the identity: a key does not reveal the hash.
         assert_ne!(h.key(0), h.0);
+    }
+
+    #[test]
+    fn a_subjects_hash_is_pinned() {
+        // Keys outlive processes (a configured secret, replicas sharing a
+        // store, counters across restarts): a change of hash crate, of how
+        // the secret is derived or of how a subject is fed must not pass
+        // unseen. The value is what this code computed when it was pinned.
+        let k = KeyHasher::from_secret(b"one");
+        assert_eq!(k.subject(b"+33612345678").0, 0xdb8d_6f74_0cb4_ecf8);
     }
 
     #[test]
