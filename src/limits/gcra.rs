@@ -8,8 +8,6 @@
 //! decision's `now`, translating between the two. One decision therefore sees
 //! one consistent time, and the GCRA arithmetic stays governor's.
 
-use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
@@ -18,7 +16,7 @@ use governor::{Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use super::memory::PassThrough;
+use super::keyed::KeyedMap;
 
 /// One key's GCRA state: 16 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,7 +29,7 @@ pub struct Cell {
 }
 
 /// Key -> GCRA state in absolute Unix nanoseconds.
-pub type TatMap = DashMap<u64, Cell, PassThrough>;
+pub type TatMap = KeyedMap<Cell>;
 
 /// A clock stopped at one instant: the decision's `now`.
 #[derive(Debug, Clone, Copy)]
@@ -86,19 +84,13 @@ impl GovernorStore for AtNow<'_> {
             let rel = self.map.get(key).and_then(|c| self.relative(c.tat));
             return f(rel).map(|(t, _)| t);
         }
-        // The shard's write lock makes read-decide-write atomic per key.
-        match self.map.entry(*key) {
-            Entry::Occupied(mut o) => {
-                let (t, next) = f(self.relative(o.get().tat))?;
-                *o.get_mut() = self.cell(next);
-                Ok(t)
-            }
-            Entry::Vacant(v) => {
-                let (t, next) = f(None)?;
-                v.insert(self.cell(next));
-                Ok(t)
-            }
-        }
+        // The shard's write lock makes read-decide-write atomic per key; a
+        // refusal stores nothing.
+        self.map
+            .upsert(*key, |c| match f(c.and_then(|c| self.relative(c.tat))) {
+                Ok((t, next)) => (Some(self.cell(next)), Ok(t)),
+                Err(e) => (None, Err(e)),
+            })
     }
 }
 
@@ -179,7 +171,7 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     fn map() -> TatMap {
-        DashMap::with_hasher(PassThrough)
+        TatMap::default()
     }
 
     /// 5 per minute (one every 12 s), burst 3.

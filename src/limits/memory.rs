@@ -52,7 +52,7 @@ impl BuildHasher for PassThrough {
     }
 }
 
-pub(super) type Map<V> = DashMap<u64, V, PassThrough>;
+pub(super) type Map<V> = super::keyed::KeyedMap<V>;
 
 /// Conversion windows by label, hashed with foldhash under a seed drawn per map
 /// (SipHash cost more than the rest of a window lookup, six of them per send
@@ -97,13 +97,13 @@ impl MemoryStore {
     /// other limits are kept by [`StateStore::relieve`].
     pub fn new(limits: StoreLimits) -> Self {
         MemoryStore {
-            tats: DashMap::with_hasher(PassThrough),
-            phones: DashMap::with_hasher(PassThrough),
-            sessions: DashMap::with_hasher(PassThrough),
-            accounts: DashMap::with_hasher(PassThrough),
+            tats: Map::default(),
+            phones: Map::default(),
+            sessions: Map::default(),
+            accounts: Map::default(),
             windows: Windows::default(),
-            blocks: DashMap::with_hasher(PassThrough),
-            safe: DashMap::with_hasher(PassThrough),
+            blocks: Map::default(),
+            safe: Map::default(),
             assessments: Recent::new(limits.max_assessments),
             limits,
         }
@@ -125,7 +125,6 @@ impl MemoryStore {
         if let Some(k) = b.account {
             p.entry(&self.accounts, k);
         }
-        p.issue();
         let safe = b.safe.iter().any(|k| active(&self.safe, *k, now).is_some());
         let blocked = b.blocks.iter().find_map(|k| active(&self.blocks, *k, now));
         let rates = b
@@ -174,8 +173,9 @@ impl MemoryStore {
                 backoff,
                 forget_after,
             } => {
-                let mut s = self.phones.entry(*key).or_default();
-                *s = PhoneState::after_send(Some(&s), backoff.as_ref(), *forget_after, now);
+                self.phones.update(*key, |s| {
+                    PhoneState::after_send(Some(s), backoff.as_ref(), *forget_after, now)
+                });
             }
             Effect::PhoneVerified { key } => {
                 self.phones.remove(key);
@@ -186,27 +186,29 @@ impl MemoryStore {
                 destination,
                 channel,
             } => {
-                let mut s = self.sessions.entry(*key).or_default();
-                *s = SessionState::after_send(Some(&s), params, *destination, *channel, now);
+                self.sessions.update(*key, |s| {
+                    SessionState::after_send(Some(s), params, *destination, *channel, now)
+                });
             }
             Effect::SessionWrongCode { key, params } => {
-                let mut s = self.sessions.entry(*key).or_default();
-                *s = SessionState::after_wrong_code(Some(&s), params, now);
+                self.sessions.update(*key, |s| {
+                    SessionState::after_wrong_code(Some(s), params, now)
+                });
             }
             Effect::SessionFailed { key, params } => {
-                let mut s = self.sessions.entry(*key).or_default();
-                *s = SessionState::after_failure(Some(&s), params, now);
+                self.sessions
+                    .update(*key, |s| SessionState::after_failure(Some(s), params, now));
             }
             Effect::SessionDone { key } => {
                 self.sessions.remove(key);
             }
             Effect::AccountSent { key, params } => {
-                let mut s = self.accounts.entry(*key).or_default();
-                *s = AccountState::after_send(Some(&s), params, now);
+                self.accounts
+                    .update(*key, |s| AccountState::after_send(Some(s), params, now));
             }
             Effect::AccountFailed { key, params } => {
-                let mut s = self.accounts.entry(*key).or_default();
-                *s = AccountState::after_failure(Some(&s), params, now);
+                self.accounts
+                    .update(*key, |s| AccountState::after_failure(Some(s), params, now));
             }
             Effect::AccountSucceeded { key } => {
                 if let Some(mut s) = self.accounts.get_mut(key) {

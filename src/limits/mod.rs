@@ -11,6 +11,7 @@ pub mod account;
 pub mod backoff;
 pub mod conversion;
 pub mod gcra;
+mod keyed;
 pub mod listing;
 pub mod memory;
 pub mod phone;
