@@ -400,6 +400,9 @@ impl<S: StateStore> Engine<S> {
         );
 
         let mut buf: SubjectBuf = [0; 18];
+        // What a code to this destination costs: the same for every
+        // cost-weighted limit (three in the default policy).
+        let cost = snap.costs.of(region);
         let mut rates = Rates::new();
         let mut rate_rules: SmallVec<[&Rule; RATES_INLINE]> = SmallVec::new();
         // Each subject hashed once, however many rules are keyed on it.
@@ -428,7 +431,7 @@ impl<S: StateStore> Engine<S> {
                 rates.push(RateCheck {
                     key: subject.key(limit.rule.tag),
                     quota: limit.quota,
-                    cells: if limit.cost { snap.costs.of(region) } else { 1 },
+                    cells: if limit.cost { cost } else { 1 },
                     counts_allowed: limit.count == Count::Allowed,
                     bypassable: limit.rule.bypassable,
                 });
