@@ -9,7 +9,7 @@ use super::conversion::{ConversionStats, Label, Window};
 use super::gcra::{self, TatMap};
 use super::listing::Listing;
 use super::phone::PhoneState;
-use super::prefetch::Prefetch;
+use super::prefetch;
 use super::recent::Recent;
 use super::session::SessionState;
 use super::{
@@ -112,18 +112,17 @@ impl MemoryStore {
     fn check_now(&self, b: &CheckBatch) -> CheckResults {
         let now = b.now;
         // The entries of a decision are rarely in cache: load them all at once.
-        let mut p = Prefetch::new();
         for r in &b.rates {
-            p.entry(&self.tats, r.key);
+            prefetch::entry(&self.tats, r.key);
         }
         if let Some(k) = b.phone {
-            p.entry(&self.phones, k);
+            prefetch::entry(&self.phones, k);
         }
         if let Some(k) = b.session {
-            p.entry(&self.sessions, k);
+            prefetch::entry(&self.sessions, k);
         }
         if let Some(k) = b.account {
-            p.entry(&self.accounts, k);
+            prefetch::entry(&self.accounts, k);
         }
         let safe = b.safe.iter().any(|k| active(&self.safe, *k, now).is_some());
         let blocked = b.blocks.iter().find_map(|k| active(&self.blocks, *k, now));

@@ -15,8 +15,8 @@
 //! before Rust 1.86, a target-feature function since), which every x86_64 CPU
 //! has; a prefetch dereferences nothing and never faults, whatever the address
 //! (the nightly `core::hint::prefetch_read` is safe for that reason). A wrong
-//! or stale address costs a wasted load, nothing else. Other targets build a
-//! [`Prefetch`] that does nothing.
+//! or stale address costs a wasted load, nothing else. On other targets
+//! [`entry`] does nothing.
 
 use super::keyed::KeyedMap;
 
@@ -36,42 +36,19 @@ fn bucket(ctrl: usize, index: usize, size: usize) -> usize {
     ctrl.wrapping_sub((index + 1) * size)
 }
 
-/// Hints the entries one decision is about to reach, as they are named.
+/// Starts loading what a lookup of `key` in `map` will read, without waiting
+/// for it.
 #[cfg(target_arch = "x86_64")]
-#[derive(Default)]
-pub struct Prefetch;
-
-#[cfg(target_arch = "x86_64")]
-impl Prefetch {
-    #[inline]
-    pub fn new() -> Self {
-        Prefetch
-    }
-
-    /// Starts loading what a lookup of `key` in `map` will read, without
-    /// waiting for it.
-    #[inline]
-    pub fn entry<V>(&mut self, map: &KeyedMap<V>, key: u64) {
-        hint_entry(map.probe_start(key), entry_size::<V>());
-    }
+#[inline]
+pub fn entry<V>(map: &KeyedMap<V>, key: u64) {
+    hint_entry(map.probe_start(key), entry_size::<V>());
 }
 
 /// Elsewhere there are no hints, and the check's lookups wait for memory one
 /// after another.
 #[cfg(not(target_arch = "x86_64"))]
-#[derive(Default)]
-pub struct Prefetch;
-
-#[cfg(not(target_arch = "x86_64"))]
-impl Prefetch {
-    #[inline]
-    pub fn new() -> Self {
-        Prefetch
-    }
-
-    #[inline]
-    pub fn entry<V>(&mut self, _: &KeyedMap<V>, _: u64) {}
-}
+#[inline]
+pub fn entry<V>(_: &KeyedMap<V>, _: u64) {}
 
 /// Starts loading, without waiting for it, what a lookup starting at
 /// `(ctrl, index, mask)` in a table of `size`-byte entries will read: the
