@@ -11,9 +11,10 @@
 //!
 //! Cases: signal gathering alone; an allowed OTP send to a subject never seen
 //! (cold keys); an allowed OTP send to subjects already tracked (hot keys); a
-//! throttled send (the same number again). Criterion reports medians; a second
-//! pass times single calls and prints p50 / p99 / p99.9, which Criterion does
-//! not.
+//! throttled send (the same number again); the report of a verified code a
+//! hundred simulated seconds (a thousand sends) after its send. Criterion
+//! reports medians; a second pass times single calls and prints p50 / p99 /
+//! p99.9, which Criterion does not.
 //!
 //! The floor: what a cold send's state costs to reach when its entries are
 //! reached one after another, as plain dashmap lookups do. It creates state
@@ -578,6 +579,30 @@ fn bench(c: &mut Criterion) {
         took
     });
     assert!(blocked >= 199_999, "the throttled path was measured");
+
+    // Reports: a code is entered a minute or more after its send, when the
+    // entries the send touched have left the caches. Cold sends (not timed),
+    // each followed by the report of the send `LAG` calls before it (timed:
+    // recalling the assessment, then clearing its number and session and
+    // counting the verification), four in five verified.
+    const LAG: usize = 1_000;
+    let later: Vec<u64> = valid_subjects(40_000_000).take(100_000 + LAG).collect();
+    let mut pending = std::collections::VecDeque::with_capacity(LAG + 1);
+    let mut took = Vec::with_capacity(later.len());
+    for (n, &subject) in later.iter().enumerate() {
+        let r = now(b.engine.assess(&request(subject))).unwrap();
+        pending.push_back((n, r.id));
+        b.clock.advance(STEP);
+        if pending.len() > LAG {
+            let (n, id) = pending.pop_front().unwrap();
+            if n % 5 != 0 {
+                let s = Instant::now();
+                now(b.engine.report(&verified(id))).unwrap();
+                took.push(s.elapsed());
+            }
+        }
+    }
+    report("report/verified_later", took);
 
     let inputs: Vec<AssessInput> = inputs[..4096].iter().map(|&n| request(n)).collect();
     let mut g = c.benchmark_group("decision");

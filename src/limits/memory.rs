@@ -278,6 +278,24 @@ impl MemoryStore {
         }
     }
 
+    /// Starts loading the entry `e` will change if it comes from a report: a
+    /// code is entered or a login fails long after the check that loaded the
+    /// subject's entries, so a report's number, session and account are
+    /// rarely in cache, and their misses overlap this way. The effects of a
+    /// decision reach entries its check has just loaded: no hint.
+    fn hint(&self, e: &Effect) {
+        match e {
+            Effect::PhoneVerified { key } => prefetch::entry(&self.phones, *key),
+            Effect::SessionWrongCode { key, .. } | Effect::SessionDone { key } => {
+                prefetch::entry(&self.sessions, *key)
+            }
+            Effect::AccountFailed { key, .. }
+            | Effect::AccountSucceeded { key }
+            | Effect::AccountVerified { key } => prefetch::entry(&self.accounts, *key),
+            _ => {}
+        }
+    }
+
     fn list(&self, list: List) -> &Map<Listing> {
         match list {
             List::Block => &self.blocks,
@@ -306,6 +324,9 @@ impl StateStore for MemoryStore {
     }
 
     async fn apply(&self, now: u64, effects: &[Effect]) -> Result<(), StoreError> {
+        for e in effects {
+            self.hint(e);
+        }
         for e in effects {
             self.apply_one(now, e);
         }
