@@ -242,7 +242,8 @@ impl<S: StateStore> Engine<S> {
             return Err(EngineError::NotReady);
         }
         let now = self.clock.now_nanos();
-        let signals = Signals::gather(input, &data);
+        // The number first: the batch's keys need it, not the IP's data.
+        let mut signals = Signals::of_number(input);
         let region = signals.phone.as_ref().and_then(|p| p.region);
         let id = self.ids.next();
         // A block: the batch, its answers and the rate rules are not held
@@ -250,6 +251,11 @@ impl<S: StateStore> Engine<S> {
         // boxed or polled in place) is the smaller.
         let (found, decision, changes) = {
             let (keys, batch, rate_rules) = self.plan(&snap, input, &signals, region, id, now);
+            // The store starts loading the batch's entries while the IP is
+            // looked up (a walk of the MMDB's tree and the lists' ranges):
+            // both wait for memory at once.
+            self.store.expect(&batch);
+            signals.look_up_ip(input, &data);
             let results = self
                 .store
                 .check(&batch)
@@ -377,7 +383,8 @@ impl<S: StateStore> Engine<S> {
 
     /// What the store is asked about `input`: the request's subject keys, the
     /// batch (rate checks, state, listings, conversion windows, the
-    /// assessment to remember) and the rule behind each rate check.
+    /// assessment to remember) and the rule behind each rate check. Reads
+    /// the number's signals only: the IP's are looked up after it.
     fn plan<'s>(
         &self,
         snap: &'s Snapshot,

@@ -109,9 +109,9 @@ impl MemoryStore {
         }
     }
 
-    fn check_now(&self, b: &CheckBatch) -> CheckResults {
-        let now = b.now;
-        // The entries of a decision are rarely in cache: load them all at once.
+    /// The entries of a decision are rarely in cache: starts loading them all
+    /// at once.
+    fn hint_batch(&self, b: &CheckBatch) {
         for r in &b.rates {
             prefetch::entry(&self.tats, r.key);
         }
@@ -124,6 +124,12 @@ impl MemoryStore {
         if let Some(k) = b.account {
             prefetch::entry(&self.accounts, k);
         }
+    }
+
+    /// The checks of `b`. Their entries load faster when
+    /// [`StateStore::expect`] announced `b` first.
+    fn check_now(&self, b: &CheckBatch) -> CheckResults {
+        let now = b.now;
         let safe = b.safe.iter().any(|k| active(&self.safe, *k, now).is_some());
         let blocked = b.blocks.iter().find_map(|k| active(&self.blocks, *k, now));
         let rates = b
@@ -319,6 +325,10 @@ fn shed<K: Eq + std::hash::Hash, V, S: BuildHasher + Clone>(
 }
 
 impl StateStore for MemoryStore {
+    fn expect(&self, batch: &CheckBatch) {
+        self.hint_batch(batch);
+    }
+
     async fn check(&self, batch: &CheckBatch) -> Result<CheckResults, StoreError> {
         Ok(self.check_now(batch))
     }

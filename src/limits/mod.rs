@@ -306,6 +306,12 @@ pub enum StoreError {
 
 /// The state behind every limit. Implementations: [`MemoryStore`] (one process).
 pub trait StateStore: Send + Sync + 'static {
+    /// A hint, given as soon as a decision's batch is planned: start loading
+    /// what [`check`](Self::check) will read, so that it overlaps with the
+    /// work done before the check (the IP lookups). Changes nothing; a store
+    /// with nothing to load ahead ignores it.
+    fn expect(&self, _batch: &CheckBatch) {}
+
     /// Runs every check of one decision, and remembers the assessment.
     fn check(
         &self,

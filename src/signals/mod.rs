@@ -68,10 +68,23 @@ pub type SubjectBuf = [u8; 18];
 
 impl Signals {
     pub fn gather(input: &AssessInput, data: &DataSet) -> Signals {
+        let mut s = Signals::of_number(input);
+        s.look_up_ip(input, data);
+        s
+    }
+
+    /// The number's facts alone, which is all a decision's keys need (see
+    /// [`Signals::subject`]); [`Signals::look_up_ip`] adds the IP's.
+    pub fn of_number(input: &AssessInput) -> Signals {
         Signals {
             phone: input.phone.as_ref().map(phone::facts),
-            ip: input.ip.map(|ip| data.lookup(ip)),
+            ip: None,
         }
+    }
+
+    /// What the data files say about the request's IP.
+    pub fn look_up_ip(&mut self, input: &AssessInput, data: &DataSet) {
+        self.ip = input.ip.map(|ip| data.lookup(ip));
     }
 
     /// The bytes identifying the subject a limit of `kind` is keyed on, or `None`
