@@ -124,6 +124,12 @@ impl MemoryStore {
         if let Some(k) = b.account {
             prefetch::entry(&self.accounts, k);
         }
+        if let Some(slot) = b
+            .remember
+            .and_then(|(id, _)| self.assessments.allocated_slot(id))
+        {
+            prefetch::value(slot);
+        }
     }
 
     /// The checks of `b`. Their entries load faster when

@@ -50,6 +50,24 @@ pub fn entry<V>(map: &KeyedMap<V>, key: u64) {
 #[inline]
 pub fn entry<V>(_: &KeyedMap<V>, _: u64) {}
 
+/// Starts loading the cache lines `v` lies on, without waiting for them.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn value<T>(v: &T) {
+    let start = std::ptr::from_ref(v) as usize;
+    let end = start + std::mem::size_of::<T>();
+    let mut line = start & !63;
+    while line < end {
+        hint(line);
+        line += 64;
+    }
+}
+
+/// Elsewhere there are no hints.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub fn value<T>(_: &T) {}
+
 /// Starts loading, without waiting for it, what a lookup starting at
 /// `(ctrl, index, mask)` in a table of `size`-byte entries will read: the
 /// group of 16 control bytes where its probe starts, and the lines of the

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 /// Slots allocated at once.
 const CHUNK: usize = 4096;
 
-type Slot = Mutex<Option<(AssessmentId, Remembered)>>;
+pub type Slot = Mutex<Option<(AssessmentId, Remembered)>>;
 
 pub struct Recent {
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
@@ -35,16 +35,26 @@ impl Recent {
         }
     }
 
+    /// The index of `id`'s slot; `None` when nothing is remembered.
+    fn index(&self, id: AssessmentId) -> Option<usize> {
+        (self.capacity != 0).then(|| (id.sequence() % self.capacity as u64) as usize)
+    }
+
     fn slot(&self, id: AssessmentId) -> Option<&Slot> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let i = (id.sequence() % self.capacity as u64) as usize;
+        let i = self.index(id)?;
         let chunk = self.chunks[i / CHUNK].get_or_init(|| {
             let len = CHUNK.min(self.capacity - i / CHUNK * CHUNK);
             (0..len).map(|_| Mutex::new(None)).collect()
         });
         Some(&chunk[i % CHUNK])
+    }
+
+    /// The slot `id` will go to, if its chunk is allocated already (for a
+    /// hint: slots are reached in turn, but between two of them a decision
+    /// reaches enough other memory that the next one is rarely in cache).
+    pub fn allocated_slot(&self, id: AssessmentId) -> Option<&Slot> {
+        let i = self.index(id)?;
+        self.chunks[i / CHUNK].get().map(|chunk| &chunk[i % CHUNK])
     }
 
     /// Remembers `rec`, in place of the assessment `capacity` ids older.
@@ -149,5 +159,31 @@ mod tests {
         r.insert(AssessmentId::new(1, 0), rec(50));
         assert_eq!(r.get(AssessmentId::new(1, 0), 0), None);
         assert!(r.is_empty());
+        assert!(r.allocated_slot(AssessmentId::new(1, 0)).is_none());
+    }
+
+    /// The slot a hint names is the one the id is stored in, and naming it
+    /// allocates nothing.
+    #[test]
+    fn allocated_slot_is_where_the_id_goes() {
+        let r = Recent::new(2 * CHUNK + 7);
+        let in_first = AssessmentId::new(3, 5);
+        let in_last = AssessmentId::new(3, 2 * CHUNK as u64 + 6);
+        assert!(
+            r.allocated_slot(in_first).is_none(),
+            "nothing allocated yet"
+        );
+        r.insert(in_first, rec(10));
+        assert!(r.allocated_slot(in_last).is_none(), "its chunk is not");
+        let slot = r.allocated_slot(in_first).expect("its chunk is allocated");
+        assert!(std::ptr::eq(slot, r.slot(in_first).unwrap()));
+        assert_eq!(*lock(slot), Some((in_first, rec(10))));
+        // Ids a ring apart share a slot.
+        let round = AssessmentId::new(3, 5 + 2 * CHUNK as u64 + 7);
+        assert!(std::ptr::eq(r.allocated_slot(round).unwrap(), slot));
+        assert!(!std::ptr::eq(
+            r.allocated_slot(AssessmentId::new(3, 6)).unwrap(),
+            slot
+        ));
     }
 }
