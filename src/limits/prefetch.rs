@@ -4,9 +4,11 @@
 //! With a million tracked keys the entries a decision reaches are rarely in
 //! cache: each lookup waits for its control bytes, then for its bucket. The
 //! lookups cannot overlap by themselves, because each takes its shard's lock
-//! and no load after a locked instruction starts before it. So the check
-//! first asks the CPU for the lines of every entry it is about to reach, then
-//! looks them up. In the decision bench this took allowed sends from ~3.2 to
+//! and no load after a locked instruction starts before it. So the store
+//! first asks the CPU for the lines of every entry a decision will reach (when
+//! the engine announces the batch, before its IP lookups: `StateStore::expect`),
+//! then looks them up. A report's entries and the assessment ring's slot are
+//! hinted the same way. In the decision bench this took allowed sends from ~3.2 to
 //! ~2.1 times the cost of reaching their entries one by one, and their p99
 //! from 9–34 µs to 7–11 µs. Where an entry sits comes from the geometry its
 //! map publishes ([`KeyedMap::probe_start`]): no lock is taken for a hint.
@@ -16,7 +18,7 @@
 //! has; a prefetch dereferences nothing and never faults, whatever the address
 //! (the nightly `core::hint::prefetch_read` is safe for that reason). A wrong
 //! or stale address costs a wasted load, nothing else. On other targets
-//! [`entry`] does nothing.
+//! [`entry`] and [`value`] do nothing.
 
 use super::keyed::KeyedMap;
 

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 /// Slots allocated at once.
 const CHUNK: usize = 4096;
 
-pub type Slot = Mutex<Option<(AssessmentId, Remembered)>>;
+pub(crate) type Slot = Mutex<Option<(AssessmentId, Remembered)>>;
 
 pub struct Recent {
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
@@ -52,7 +52,7 @@ impl Recent {
     /// The slot `id` will go to, if its chunk is allocated already (for a
     /// hint: slots are reached in turn, but between two of them a decision
     /// reaches enough other memory that the next one is rarely in cache).
-    pub fn allocated_slot(&self, id: AssessmentId) -> Option<&Slot> {
+    pub(crate) fn allocated_slot(&self, id: AssessmentId) -> Option<&Slot> {
         let i = self.index(id)?;
         self.chunks[i / CHUNK].get().map(|chunk| &chunk[i % CHUNK])
     }
@@ -175,9 +175,18 @@ mod tests {
         );
         r.insert(in_first, rec(10));
         assert!(r.allocated_slot(in_last).is_none(), "its chunk is not");
+        assert!(
+            r.chunks[2].get().is_none(),
+            "and naming it did not allocate it"
+        );
         let slot = r.allocated_slot(in_first).expect("its chunk is allocated");
         assert!(std::ptr::eq(slot, r.slot(in_first).unwrap()));
         assert_eq!(*lock(slot), Some((in_first, rec(10))));
+        // Past the first chunk: the chunk and the place in it.
+        r.insert(in_last, rec(20));
+        let last = r.allocated_slot(in_last).expect("allocated by the insert");
+        assert!(std::ptr::eq(last, &r.chunks[2].get().unwrap()[6]));
+        assert_eq!(*lock(last), Some((in_last, rec(20))));
         // Ids a ring apart share a slot.
         let round = AssessmentId::new(3, 5 + 2 * CHUNK as u64 + 7);
         assert!(std::ptr::eq(r.allocated_slot(round).unwrap(), slot));
