@@ -250,7 +250,8 @@ impl<S: StateStore> Engine<S> {
         // across the apply's await, so the future (moved whole when it is
         // boxed or polled in place) is the smaller.
         let (found, decision, changes) = {
-            let (keys, batch, rate_rules) = self.plan(&snap, input, &signals, region, id, now);
+            let (keys, batch, rate_rules) =
+                self.plan(&snap, input, signals.phone.as_ref(), region, id, now);
             // The store starts loading the batch's entries while the IP is
             // looked up (a walk of the MMDB's tree and the lists' ranges):
             // both wait for memory at once.
@@ -383,13 +384,13 @@ impl<S: StateStore> Engine<S> {
 
     /// What the store is asked about `input`: the request's subject keys, the
     /// batch (rate checks, state, listings, conversion windows, the
-    /// assessment to remember) and the rule behind each rate check. Reads
-    /// the number's signals only: the IP's are looked up after it.
+    /// assessment to remember) and the rule behind each rate check. Takes
+    /// the number's facts only: the IP's data is looked up after it.
     fn plan<'s>(
         &self,
         snap: &'s Snapshot,
         input: &AssessInput,
-        signals: &Signals,
+        number: Option<&PhoneFacts>,
         region: Option<CountryCode>,
         id: AssessmentId,
         now: u64,
@@ -403,7 +404,7 @@ impl<S: StateStore> Engine<S> {
                 session: input.session_id.as_deref(),
                 channel: input.channel,
             },
-            signals.phone.as_ref(),
+            number,
         );
 
         let mut buf: SubjectBuf = [0; 18];
@@ -426,8 +427,7 @@ impl<S: StateStore> Engine<S> {
                         KeyKind::Phone => hashed.phone,
                         KeyKind::Account => hashed.account,
                         KeyKind::Global => Some(self.global),
-                        kind => signals
-                            .subject(kind, input, &mut buf)
+                        kind => Signals::subject(number, kind, input, &mut buf)
                             .map(|s| self.keys.subject(s)),
                     };
                     subjects[limit.subject] = Some(h);
@@ -445,7 +445,7 @@ impl<S: StateStore> Engine<S> {
                 rate_rules.push(&limit.rule);
             }
         }
-        let (blocks, safe) = self.listing_keys(input, signals, hashed);
+        let (blocks, safe) = self.listing_keys(input, number, hashed);
         let counts_conversion =
             input.event == Event::OtpSend && input.channel.is_some_and(|c| c.needs_phone());
         let conversion = if counts_conversion {
@@ -544,7 +544,7 @@ impl<S: StateStore> Engine<S> {
     fn listing_keys(
         &self,
         input: &AssessInput,
-        signals: &Signals,
+        number: Option<&PhoneFacts>,
         hashed: Hashed,
     ) -> (ListKeys, ListKeys) {
         let (mut blocks, mut safe) = (ListKeys::new(), ListKeys::new());
@@ -588,9 +588,7 @@ impl<S: StateStore> Engine<S> {
                 }
             }
         }
-        if let Some(r) = signals
-            .phone
-            .as_ref()
+        if let Some(r) = number
             .and_then(|f| f.region)
             .filter(|_| listed(ListKind::Country))
         {

@@ -89,8 +89,9 @@ impl Signals {
 
     /// The bytes identifying the subject a limit of `kind` is keyed on, or `None`
     /// when the request does not name one (the limit then does not apply).
+    /// Only the number's facts are needed, not the IP's data.
     pub fn subject<'a>(
-        &self,
+        number: Option<&PhoneFacts>,
         kind: KeyKind,
         input: &'a AssessInput,
         buf: &'a mut SubjectBuf,
@@ -106,13 +107,10 @@ impl Signals {
             KeyKind::Global => Some(&[]),
             KeyKind::Phone => input.phone.as_ref().map(|p| p.digits().as_bytes()),
             KeyKind::PhonePrefix { digits } => {
-                let (p, f) = (input.phone.as_ref()?, self.phone.as_ref()?);
+                let (p, f) = (input.phone.as_ref()?, number?);
                 Some(f.prefix(p, digits).as_bytes())
             }
-            KeyKind::PhoneCountry => {
-                let f = self.phone.as_ref()?;
-                Some(f.country_subject(buf))
-            }
+            KeyKind::PhoneCountry => Some(number?.country_subject(buf)),
         }
     }
 }
