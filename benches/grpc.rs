@@ -8,6 +8,13 @@
 //!   timeout, concurrent-stream and message-size limits, health, reflection)
 //!   around `EmptyRisk`, whose `Assess` returns `AssessResponse::default()` at
 //!   once;
+//! - **stub**: the same stack around `StubRisk`, which does all an `Assess`
+//!   does but the engine's work: checks and converts the request as the
+//!   service does, and answers with a real assessment of an allowed send
+//!   (taken from the engine once, before the runs) converted to its message.
+//!   Between empty and assess, it splits the gap in two: the messages
+//!   (validation, a larger answer to build, encode and decode) and the
+//!   engine (with the verification reports below);
 //! - **assess**: `server::serve` itself, with the engine: the default policy,
 //!   every signal loaded (as `benches/decision.rs`: a 50k-network VPN list, a
 //!   2k Tor list, a country+ASN MMDB of 5k networks), the Prometheus recorder
@@ -27,7 +34,7 @@
 //!
 //! 1. Saturation, closed loop: every connection keeps a fixed number of calls
 //!    in flight; each run warms up for 1 s and counts completions over the next
-//!    5 s. Runs alternate (empty, assess, empty, assess, ...) and the medians
+//!    5 s. Runs alternate (empty, stub, assess, empty, ...) and the medians
 //!    are reported.
 //! 2. Latency, open loop: `Assess` at half its median saturation rate, calls
 //!    started on a fixed schedule whatever the answers do (a pacer thread
@@ -259,6 +266,31 @@ async fn fill(engine: &Engine<MemoryStore>, clock: &FakeClock, pool: &[pb::Asses
 /// The RPC `Assess` is compared with: answers at once.
 struct EmptyRisk;
 
+/// `Assess` without the engine: the request checked and converted as
+/// `RiskApi` does it, the answer an allowed send got, converted as `RiskApi`
+/// converts it.
+struct StubRisk(tollgate::engine::Assessment);
+
+#[tonic::async_trait]
+impl pb::risk_service_server::RiskService for StubRisk {
+    async fn assess(
+        &self,
+        request: Request<pb::AssessRequest>,
+    ) -> Result<Response<pb::AssessResponse>, Status> {
+        let input = AssessInput::try_from(request.into_inner())
+            .map_err(|e| Status::invalid_argument(format!("{e:?}")))?;
+        std::hint::black_box(&input);
+        Ok(Response::new(self.0.clone().into()))
+    }
+
+    async fn report(
+        &self,
+        _: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        Ok(Response::new(pb::ReportResponse {}))
+    }
+}
+
 #[tonic::async_trait]
 impl pb::risk_service_server::RiskService for EmptyRisk {
     async fn assess(
@@ -279,6 +311,7 @@ impl pb::risk_service_server::RiskService for EmptyRisk {
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Empty,
+    Stub,
     Assess,
 }
 
@@ -286,6 +319,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Empty => "empty",
+            Kind::Stub => "stub",
             Kind::Assess => "assess",
         }
     }
@@ -294,6 +328,7 @@ impl Kind {
 /// What the generator shares between its calls.
 struct Load {
     empty: Vec<RiskServiceClient<Channel>>,
+    stub: Vec<RiskServiceClient<Channel>>,
     assess: Vec<RiskServiceClient<Channel>>,
     pool: Vec<pb::AssessRequest>,
     next: AtomicU64,
@@ -311,11 +346,12 @@ impl Load {
     fn clients(&self, kind: Kind) -> &[RiskServiceClient<Channel>] {
         match kind {
             Kind::Empty => &self.empty,
+            Kind::Stub => &self.stub,
             Kind::Assess => &self.assess,
         }
     }
 
-    /// One call; the same work for both services except what the engine
+    /// One call; the same work for every service except what the engine
     /// needs (the verification reports).
     async fn call(&self, kind: Kind, client: &mut RiskServiceClient<Channel>) -> bool {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
@@ -568,6 +604,15 @@ fn main() {
     let engine = Arc::new(engine(write_data(dir.path()), &clock));
     let pool = valid_requests(10_000_000, POOL);
     server_rt.block_on(fill(&engine, &clock, &pool));
+    // The stub's answer: a send of a subject outside the pool, allowed.
+    let sample = server_rt
+        .block_on(engine.assess(&input(&valid_requests(20_000_000, 1)[0])))
+        .unwrap();
+    assert_eq!(
+        sample.decision.verdict,
+        tollgate::decision::Verdict::Allow,
+        "the stub answers as an allowed send"
+    );
 
     // The servers. Idle state is evicted on a real-time schedule, but the
     // bench's clock runs thousands of times faster than real time: every 30 s
@@ -578,15 +623,21 @@ fn main() {
         ..ServerLimits::default()
     };
     let (stop_empty, empty_stopped) = oneshot::channel::<()>();
+    let (stop_stub, stub_stopped) = oneshot::channel::<()>();
     let (stop_assess, assess_stopped) = oneshot::channel::<()>();
-    let (empty_addr, empty_server, assess_addr, assess_server) = server_rt.block_on(async {
+    let (addrs, empty_server, stub_server, assess_server) = server_rt.block_on(async {
         let empty = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stub = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let assess = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (empty_addr, assess_addr) = (empty.local_addr().unwrap(), assess.local_addr().unwrap());
+        let addrs = [&empty, &stub, &assess].map(|l| l.local_addr().unwrap());
         let (_, health) = tonic_health::server::health_reporter();
-        let router = RiskRouter::new(EmptyRisk, health, &limits).unwrap();
+        let router = RiskRouter::new(EmptyRisk, health.clone(), &limits).unwrap();
         let empty_server = tokio::spawn(router.serve(empty, async move {
             let _ = empty_stopped.await;
+        }));
+        let router = RiskRouter::new(StubRisk(sample), health, &limits).unwrap();
+        let stub_server = tokio::spawn(router.serve(stub, async move {
+            let _ = stub_stopped.await;
         }));
         let listeners = Listeners {
             grpc: assess,
@@ -596,12 +647,14 @@ fn main() {
         let assess_server = tokio::spawn(serve(engine.clone(), listeners, limits, async move {
             let _ = assess_stopped.await;
         }));
-        (empty_addr, empty_server, assess_addr, assess_server)
+        (addrs, empty_server, stub_server, assess_server)
     });
+    let [empty_addr, stub_addr, assess_addr] = addrs;
 
     let load = Arc::new(client_rt.block_on(async {
         Load {
             empty: connect(empty_addr).await,
+            stub: connect(stub_addr).await,
             assess: connect(assess_addr).await,
             pool,
             next: AtomicU64::new(0),
@@ -619,7 +672,7 @@ fn main() {
     );
     let mut runs: BTreeMap<&str, Vec<Saturation>> = BTreeMap::new();
     for round in 0..ROUNDS {
-        for kind in [Kind::Empty, Kind::Assess] {
+        for kind in [Kind::Empty, Kind::Stub, Kind::Assess] {
             let s = client_rt
                 .block_on(client_rt.spawn(saturate(load.clone(), kind)))
                 .unwrap();
@@ -638,6 +691,7 @@ fn main() {
     let med =
         |kind: Kind, f: fn(&Saturation) -> f64| median(runs[kind.name()].iter().map(f).collect());
     let empty_rate = med(Kind::Empty, |s| s.rate);
+    let stub_rate = med(Kind::Stub, |s| s.rate);
     let assess_rate = med(Kind::Assess, |s| s.rate);
     let server_us = |kind: Kind| med(kind, |s| s.server_cpu.as_secs_f64() * 1e6);
     let client_us = |kind: Kind| med(kind, |s| s.client_cpu.as_secs_f64() * 1e6);
@@ -663,12 +717,18 @@ fn main() {
     let errors = load.errors.load(Ordering::Relaxed);
     drop(load);
     let _ = stop_empty.send(());
+    let _ = stop_stub.send(());
     let _ = stop_assess.send(());
     server_rt.block_on(async {
         let wait = Duration::from_secs(10);
         tokio::time::timeout(wait, empty_server)
             .await
             .expect("the empty server stops")
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(wait, stub_server)
+            .await
+            .expect("the stub server stops")
             .unwrap()
             .unwrap();
         tokio::time::timeout(wait, assess_server)
@@ -693,6 +753,10 @@ fn main() {
         empty_rate
     );
     println!(
+        "  | stub (Assess without the engine)     | {:>7.0} /s  |",
+        stub_rate
+    );
+    println!(
         "  | Assess, saturated                    | {:>7.0} /s  |",
         assess_rate
     );
@@ -704,6 +768,14 @@ fn main() {
         "  | same, by CPU per call (empty/assess) | {:>9.1} % |",
         100.0 * (server_us(Kind::Empty) + client_us(Kind::Empty))
             / (server_us(Kind::Assess) + client_us(Kind::Assess))
+    );
+    println!(
+        "  | of which messages: stub / empty      | {:>9.1} % |",
+        100.0 * stub_rate / empty_rate
+    );
+    println!(
+        "  | of which the engine: Assess / stub   | {:>9.1} % |",
+        100.0 * assess_rate / stub_rate
     );
     println!(
         "  | Assess p50 at {:>6.0}/s (50% load)    | {:>8.0} us |",
@@ -721,9 +793,11 @@ fn main() {
     );
     println!("  +--------------------------------------+-------------+");
     println!(
-        "  CPU per call (medians; server threads + client threads): empty {:.1} + {:.1} us, assess {:.1} + {:.1} us",
+        "  CPU per call (medians; server threads + client threads): empty {:.1} + {:.1} us, stub {:.1} + {:.1} us, assess {:.1} + {:.1} us",
         server_us(Kind::Empty),
         client_us(Kind::Empty),
+        server_us(Kind::Stub),
+        client_us(Kind::Stub),
         server_us(Kind::Assess),
         client_us(Kind::Assess)
     );
