@@ -3,7 +3,7 @@
 //! run (target: at least 80 %), and `Assess` latency at half its saturating
 //! load.
 //!
-//! Two servers on 127.0.0.1, in one runtime (`server` threads):
+//! Three servers on 127.0.0.1, in one runtime (`server` threads):
 //! - **empty**: [`RiskRouter`] (the listener stack `server::serve` uses: same
 //!   timeout, concurrent-stream and message-size limits, health, reflection)
 //!   around `EmptyRisk`, whose `Assess` returns `AssessResponse::default()` at
@@ -22,7 +22,7 @@
 //!   (see `fill`).
 //!
 //! The load generator (another runtime, `client` threads) holds real HTTP/2
-//! gRPC connections (tonic channels) and sends both servers the same requests:
+//! gRPC connections (tonic channels) and sends every server the same requests:
 //! OTP sends to scattered valid French mobile numbers from scattered IPs, each
 //! with its own device, account and session. The engine's clock is a fake one
 //! that the generator advances by 100 ms per request, as `benches/decision.rs`
@@ -35,7 +35,8 @@
 //! 1. Saturation, closed loop: every connection keeps a fixed number of calls
 //!    in flight; each run warms up for 1 s and counts completions over the next
 //!    5 s. Runs alternate (empty, stub, assess, empty, ...) and the medians
-//!    are reported.
+//!    are reported. The stub is measured here only: the latency phases below
+//!    and the CPU-per-call ratio compare `Assess` with the empty RPC.
 //! 2. Latency, open loop: `Assess` at half its median saturation rate, calls
 //!    started on a fixed schedule whatever the answers do (a pacer thread
 //!    wakes every 100 µs and starts the calls due by then), latency timed per
@@ -278,7 +279,7 @@ impl pb::risk_service_server::RiskService for StubRisk {
         request: Request<pb::AssessRequest>,
     ) -> Result<Response<pb::AssessResponse>, Status> {
         let input = AssessInput::try_from(request.into_inner())
-            .map_err(|e| Status::invalid_argument(format!("{e:?}")))?;
+            .map_err(|e| tollgate::service::to_status(e.into()))?;
         std::hint::black_box(&input);
         Ok(Response::new(self.0.clone().into()))
     }

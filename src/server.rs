@@ -72,9 +72,10 @@ pub struct Listeners {
 /// (request timeout, concurrent streams, largest decoded request), health,
 /// reflection and a RiskService implementation.
 ///
-/// [`serve`] builds it with the engine's [`RiskApi`]; the gRPC benchmark builds
-/// it with an implementation that answers at once, so the RPC it compares
-/// `Assess` with is served exactly the same way.
+/// [`serve`] builds it with the engine's [`RiskApi`]; the gRPC benchmark also
+/// builds it with an implementation that answers at once and with one that
+/// does all but the engine's work, so the RPCs it compares `Assess` with are
+/// served exactly the same way.
 pub struct RiskRouter(tonic::transport::server::Router);
 
 impl RiskRouter {
