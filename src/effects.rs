@@ -71,6 +71,11 @@ pub fn after_assess(
                 .filter(|(r, wait)| r.counts_allowed && wait.is_none() && !r.skipped(results.safe))
                 .map(|(r, _)| Effect::Refund(*r)),
         );
+        // So do the conversion windows that counted the send at the check.
+        out.extend(batch.conversion.iter().map(|&label| Effect::Unsent {
+            label,
+            window: batch.conversion_window,
+        }));
         return out;
     }
     if event != Event::OtpSend {
@@ -109,12 +114,7 @@ pub fn after_assess(
             params: a.params,
         });
     }
-    if let Some(c) = &snap.conversion {
-        out.extend(keys.labels.iter().map(|&label| Effect::Sent {
-            label,
-            window: c.window,
-        }));
-    }
+    // The send is already counted in its conversion windows (at the check).
     out
 }
 

@@ -474,6 +474,43 @@ action = "block"
 "#;
 
 #[tokio::test]
+async fn a_refused_send_is_not_counted_in_its_conversion_windows() {
+    let srv = TestServer::start(&format!("{CONVERSION}{IP_LIMIT}")).await;
+    let mut c = srv.client().await;
+    // One code allowed, then four refused by the IP limit: the store counts a
+    // send in its windows at the check, and a refused one is given back.
+    for i in 0..5 {
+        let r = c
+            .assess(otp_send(&format!("+3361200001{i}"), "192.0.2.1"))
+            .await
+            .unwrap()
+            .into_inner();
+        let expected = if i == 0 {
+            pb::Decision::Allow
+        } else {
+            pb::Decision::Block
+        };
+        assert_eq!(decision(&r), expected, "{i}: {r:?}");
+    }
+    let mut admin = srv.admin(Some(ADMIN_TOKEN)).await;
+    let conv = admin
+        .get_conversion(pb::GetConversionRequest {
+            country: "FR".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut counts: Vec<_> = conv
+        .entries
+        .iter()
+        .map(|e| (e.subject.as_str(), e.sent, e.verified))
+        .collect();
+    counts.sort();
+    assert_eq!(counts, [("+33612", 1, 0), ("FR", 1, 0)], "{conv:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn a_pumped_range_is_protected_while_a_converting_country_is_not_then_recovers() {
     let srv = TestServer::start(CONVERSION).await;
     let mut c = srv.client().await;

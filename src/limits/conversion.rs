@@ -151,6 +151,26 @@ impl Window {
         self.verified[b] = self.verified[b].saturating_add(1);
     }
 
+    /// The counts before this send, then the send counted: what the store's
+    /// check does for an OTP send, so that it reaches the window once.
+    pub fn take_sent(&mut self, now: u64, window: Duration) -> ConversionStats {
+        let before = self.stats(now, window);
+        self.record_sent(now, window);
+        before
+    }
+
+    /// Gives back a send [`take_sent`](Self::take_sent) counted at `now` and
+    /// the decision did not allow. Does not slide the window: if later sends
+    /// already moved it past `now`'s bucket, that count is gone anyway.
+    pub fn give_back_sent(&mut self, now: u64, window: Duration) {
+        let idx = now / Self::width(window);
+        if idx > self.newest || self.newest - idx >= BUCKETS as u64 {
+            return;
+        }
+        let b = (idx % BUCKETS as u64) as usize;
+        self.sent[b] = self.sent[b].saturating_sub(1);
+    }
+
     pub fn stats(&mut self, now: u64, window: Duration) -> ConversionStats {
         self.slide(now, window);
         ConversionStats {
@@ -213,6 +233,34 @@ mod tests {
         let s = w.stats(t + 100 * 3600 * S, HOUR);
         assert_eq!((s.sent, s.verified), (0, 0));
         assert_eq!(w.label.as_str(), "+33612");
+    }
+
+    #[test]
+    fn a_send_taken_at_the_check_is_given_back_in_its_own_bucket() {
+        let mut w = Window::new(Label::new(Scope::Country, "FR").unwrap());
+        let t = 1_000_000 * S;
+        w.record_sent(t, HOUR);
+        // The counts before the send, then the send counted.
+        assert_eq!(w.take_sent(t, HOUR).sent, 1);
+        assert_eq!(w.stats(t, HOUR).sent, 2);
+        w.give_back_sent(t, HOUR);
+        assert_eq!(w.stats(t, HOUR).sent, 1);
+        // A send taken in one bucket, given back after a later send moved the
+        // window on: the later bucket keeps its count.
+        let later = t + 600 * S;
+        w.take_sent(t, HOUR);
+        w.take_sent(later, HOUR);
+        w.give_back_sent(t, HOUR);
+        assert_eq!(w.stats(later, HOUR).sent, 2);
+        // Given back once its bucket slid out of the window: nothing to take.
+        let gone = t + 2 * 3600 * S;
+        w.take_sent(gone, HOUR);
+        w.give_back_sent(t, HOUR);
+        assert_eq!(w.stats(gone, HOUR).sent, 1);
+        // Never below zero.
+        w.give_back_sent(gone, HOUR);
+        w.give_back_sent(gone, HOUR);
+        assert_eq!(w.stats(gone, HOUR).sent, 0);
     }
 
     #[test]

@@ -132,6 +132,19 @@ impl MemoryStore {
         }
     }
 
+    /// The window of `label`, made if there is none. Most sends and reports
+    /// find theirs: a plain lookup first, the entry API's costlier one only
+    /// for a new window.
+    fn window(&self, label: &Label) -> dashmap::mapref::one::RefMut<'_, Label, Window> {
+        match self.windows.get_mut(label) {
+            Some(w) => w,
+            None => self
+                .windows
+                .entry(*label)
+                .or_insert_with(|| Window::new(*label)),
+        }
+    }
+
     /// The checks of `b`. Their entries load faster when
     /// [`StateStore::expect`] announced `b` first.
     fn check_now(&self, b: &CheckBatch) -> CheckResults {
@@ -152,12 +165,7 @@ impl MemoryStore {
         let conversion = b
             .conversion
             .iter()
-            .map(|l| {
-                self.windows
-                    .get_mut(l)
-                    .map(|mut w| w.stats(now, b.conversion_window))
-                    .unwrap_or_default()
-            })
+            .map(|l| self.window(l).take_sent(now, b.conversion_window))
             .collect();
         if let Some((id, rec)) = b.remember {
             self.assessments.insert(id, rec);
@@ -231,23 +239,16 @@ impl MemoryStore {
                     *s = AccountState::after_verified(Some(&s), now);
                 }
             }
-            Effect::Sent { label, window } => {
-                self.windows
-                    .entry(*label)
-                    .or_insert_with(|| Window::new(*label))
-                    .record_sent(now, *window);
+            Effect::Unsent { label, window } => {
+                if let Some(mut w) = self.windows.get_mut(label) {
+                    w.give_back_sent(now, *window);
+                }
             }
             Effect::Verified { label, window } => {
-                self.windows
-                    .entry(*label)
-                    .or_insert_with(|| Window::new(*label))
-                    .record_verified(now, *window);
+                self.window(label).record_verified(now, *window);
             }
             Effect::Protect { label, until } => {
-                self.windows
-                    .entry(*label)
-                    .or_insert_with(|| Window::new(*label))
-                    .protected_until = *until;
+                self.window(label).protected_until = *until;
             }
             Effect::Release { label } => {
                 if let Some(mut w) = self.windows.get_mut(label) {
@@ -555,16 +556,21 @@ mod tests {
         let t0 = 1_000_000 * S;
         let fr = Label::new(Scope::Country, "FR").unwrap();
         let hour = Duration::from_secs(3600);
+        let send = CheckBatch {
+            now: t0,
+            conversion: [fr].into_iter().collect(),
+            conversion_window: hour,
+            ..Default::default()
+        };
+        // Each check answers with the counts before its send and counts it.
+        let sent = |r: CheckResults| r.conversion.iter().map(|c| c.sent).collect::<Vec<_>>();
+        assert_eq!(sent(st.check_now(&send)), [0]);
+        assert_eq!(sent(st.check_now(&send)), [1]);
+        assert_eq!(sent(st.check_now(&send)), [2]);
+        // The third was not allowed: given back.
         st.apply_one(
             t0,
-            &Effect::Sent {
-                label: fr,
-                window: hour,
-            },
-        );
-        st.apply_one(
-            t0,
-            &Effect::Sent {
+            &Effect::Unsent {
                 label: fr,
                 window: hour,
             },

@@ -83,7 +83,11 @@ pub struct CheckBatch {
     pub phone: Option<u64>,
     pub session: Option<u64>,
     pub account: Option<u64>,
-    /// Conversion windows of the destination country and number range.
+    /// Conversion windows of the destination country and number range, for
+    /// an OTP send: the check answers with their counts before this send and
+    /// counts it in each (a window reached once a send, as limits counting
+    /// allowed requests are); a decision that does not allow the send gives
+    /// it back ([`Effect::Unsent`]).
     pub conversion: Labels,
     pub conversion_window: Duration,
     /// Keys of admin blocks that would apply to this request.
@@ -189,7 +193,9 @@ pub enum Effect {
     AccountVerified {
         key: u64,
     },
-    Sent {
+    /// A send the check counted in this window (see
+    /// [`CheckBatch::conversion`]) that the decision did not allow.
+    Unsent {
         label: Label,
         window: Duration,
     },
