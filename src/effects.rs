@@ -1,8 +1,11 @@
 //! What a decision or a report changes: turned into [`Effect`]s for the store,
 //! after the decision is made. An allowed OTP send is a send: it advances the
-//! number's backoff, counts as unverified for the number, the account and the
-//! session, and counts in the conversion windows. A verified code undoes the
-//! unverified counts and counts as a conversion.
+//! number's backoff and counts as unverified for the number, the account and
+//! the session. (The store's check already counted a code sent to a phone in
+//! its conversion windows, as it takes from limits counting allowed requests;
+//! a refused send gives both back here.) A verified code undoes the
+//! unverified counts and counts as a conversion in the windows its send
+//! counted in.
 
 use crate::decision::{Decision, Verdict};
 use crate::limits::{CheckBatch, CheckResults, Effect, Effects, Labels};

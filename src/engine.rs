@@ -332,9 +332,10 @@ impl<S: StateStore> Engine<S> {
             keys.phone = r.phone.or(keys.phone);
             keys.session = r.session.or(keys.session);
             keys.account = r.account.or(keys.account);
-            if r.conversion.iter().any(Option::is_some) {
-                keys.labels = r.conversion.iter().flatten().copied().collect();
-            }
+            // Conversion windows: the ones its send counted in, none if it
+            // counted in none (another event, or a code not sent to a phone),
+            // so that sent and verified counts stay pairs.
+            keys.labels = r.conversion.iter().flatten().copied().collect();
             region = r.region.or(region);
         }
         let changes = effects::after_report(&snap, input.outcome, &keys);
@@ -453,6 +454,9 @@ impl<S: StateStore> Engine<S> {
         } else {
             Labels::new()
         };
+        // A report of this assessment's code counts in the windows its send
+        // counted in, and in none if it counted in none.
+        let counted_in = [conversion.first().copied(), conversion.get(1).copied()];
         let batch = CheckBatch {
             now,
             rates,
@@ -474,7 +478,7 @@ impl<S: StateStore> Engine<S> {
                     phone: keys.phone,
                     session: keys.session,
                     account: keys.account,
-                    conversion: [keys.labels.first().copied(), keys.labels.get(1).copied()],
+                    conversion: counted_in,
                     region,
                 },
             )),

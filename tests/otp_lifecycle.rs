@@ -492,6 +492,16 @@ async fn a_refused_send_is_not_counted_in_its_conversion_windows() {
         };
         assert_eq!(decision(&r), expected, "{i}: {r:?}");
     }
+    let sent_once = |s: &str| (s.to_string(), 1, 0);
+    assert_eq!(
+        fr_counts(&srv).await,
+        [sent_once("+33612"), sent_once("FR")]
+    );
+    srv.stop().await;
+}
+
+/// Sent and verified counts of FR's windows, as the admin API lists them.
+async fn fr_counts(srv: &TestServer) -> Vec<(String, u64, u64)> {
     let mut admin = srv.admin(Some(ADMIN_TOKEN)).await;
     let conv = admin
         .get_conversion(pb::GetConversionRequest {
@@ -503,10 +513,46 @@ async fn a_refused_send_is_not_counted_in_its_conversion_windows() {
     let mut counts: Vec<_> = conv
         .entries
         .iter()
-        .map(|e| (e.subject.as_str(), e.sent, e.verified))
+        .map(|e| (e.subject.clone(), e.sent, e.verified))
         .collect();
     counts.sort();
-    assert_eq!(counts, [("+33612", 1, 0), ("FR", 1, 0)], "{conv:?}");
+    counts
+}
+
+#[tokio::test]
+async fn a_code_sent_by_email_counts_in_no_window_sent_or_verified() {
+    let srv = TestServer::start(CONVERSION).await;
+    let mut c = srv.client().await;
+    let verified = |id: String| pb::ReportRequest {
+        assessment_id: id,
+        outcome: pb::Outcome::OtpVerified as i32,
+        ..Default::default()
+    };
+    // A code by SMS, verified: one send and one verification in each window.
+    let sms = c
+        .assess(otp_send("+33612000010", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(decision(&sms), pb::Decision::Allow, "{sms:?}");
+    c.report(verified(sms.assessment_id)).await.unwrap();
+    // A code by email to a customer whose number is known, verified: the
+    // windows count codes sent to phones, so neither its send nor its
+    // verification counts (a verification without its send would hide a
+    // pumped range's unverified sends).
+    let email = c
+        .assess(pb::AssessRequest {
+            channel: pb::Channel::Email as i32,
+            email: "customer@example.com".into(),
+            ..otp_send("+33612000011", "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(decision(&email), pb::Decision::Allow, "{email:?}");
+    c.report(verified(email.assessment_id)).await.unwrap();
+    let one_each = |s: &str| (s.to_string(), 1, 1);
+    assert_eq!(fr_counts(&srv).await, [one_each("+33612"), one_each("FR")]);
     srv.stop().await;
 }
 

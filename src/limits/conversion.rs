@@ -135,24 +135,32 @@ impl Window {
         self.newest = idx;
     }
 
-    fn bucket(&self) -> usize {
-        (self.newest % BUCKETS as u64) as usize
+    /// The bucket `now` falls in, at buckets `width` wide, while it is still
+    /// in the window. The window may already be past `now`: another thread's
+    /// check, with a later clock, moved it on in between.
+    fn bucket_at(&self, now: u64, width: u64) -> Option<usize> {
+        let idx = now / width;
+        (idx <= self.newest && self.newest - idx < BUCKETS as u64)
+            .then_some((idx % BUCKETS as u64) as usize)
     }
 
     pub fn record_sent(&mut self, now: u64, window: Duration) {
         self.slide(now, window);
-        let b = self.bucket();
-        self.sent[b] = self.sent[b].saturating_add(1);
+        if let Some(b) = self.bucket_at(now, self.width) {
+            self.sent[b] = self.sent[b].saturating_add(1);
+        }
     }
 
     pub fn record_verified(&mut self, now: u64, window: Duration) {
         self.slide(now, window);
-        let b = self.bucket();
-        self.verified[b] = self.verified[b].saturating_add(1);
+        if let Some(b) = self.bucket_at(now, self.width) {
+            self.verified[b] = self.verified[b].saturating_add(1);
+        }
     }
 
-    /// The counts before this send, then the send counted: what the store's
-    /// check does for an OTP send, so that it reaches the window once.
+    /// The counts before this send, then the send counted in `now`'s bucket:
+    /// what the store's check does for an OTP send, so that it reaches the
+    /// window once.
     pub fn take_sent(&mut self, now: u64, window: Duration) -> ConversionStats {
         let before = self.stats(now, window);
         self.record_sent(now, window);
@@ -160,15 +168,13 @@ impl Window {
     }
 
     /// Gives back a send [`take_sent`](Self::take_sent) counted at `now` and
-    /// the decision did not allow. Does not slide the window: if later sends
-    /// already moved it past `now`'s bucket, that count is gone anyway.
+    /// the decision did not allow, from the bucket it was counted in. Does not
+    /// slide the window: if it already moved past `now`'s bucket, that count
+    /// is gone anyway.
     pub fn give_back_sent(&mut self, now: u64, window: Duration) {
-        let idx = now / Self::width(window);
-        if idx > self.newest || self.newest - idx >= BUCKETS as u64 {
-            return;
+        if let Some(b) = self.bucket_at(now, Self::width(window)) {
+            self.sent[b] = self.sent[b].saturating_sub(1);
         }
-        let b = (idx % BUCKETS as u64) as usize;
-        self.sent[b] = self.sent[b].saturating_sub(1);
     }
 
     pub fn stats(&mut self, now: u64, window: Duration) -> ConversionStats {
@@ -245,13 +251,17 @@ mod tests {
         assert_eq!(w.stats(t, HOUR).sent, 2);
         w.give_back_sent(t, HOUR);
         assert_eq!(w.stats(t, HOUR).sent, 1);
-        // A send taken in one bucket, given back after a later send moved the
-        // window on: the later bucket keeps its count.
+        // Another check, with a later clock, moved the window on before this
+        // one counted its send at `t`: the send goes to `t`'s bucket, and is
+        // given back from it, not from the later one.
         let later = t + 600 * S;
-        w.take_sent(t, HOUR);
         w.take_sent(later, HOUR);
+        w.take_sent(t, HOUR);
         w.give_back_sent(t, HOUR);
         assert_eq!(w.stats(later, HOUR).sent, 2);
+        // An hour after `t`, its bucket has slid out and `later`'s has not:
+        // `later`'s one send is left.
+        assert_eq!(w.stats(t + 3600 * S, HOUR).sent, 1);
         // Given back once its bucket slid out of the window: nothing to take.
         let gone = t + 2 * 3600 * S;
         w.take_sent(gone, HOUR);
@@ -260,6 +270,9 @@ mod tests {
         // Never below zero.
         w.give_back_sent(gone, HOUR);
         w.give_back_sent(gone, HOUR);
+        assert_eq!(w.stats(gone, HOUR).sent, 0);
+        // A send whose clock is already out of the window is not counted.
+        w.take_sent(t, HOUR);
         assert_eq!(w.stats(gone, HOUR).sent, 0);
     }
 

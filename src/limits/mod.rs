@@ -69,10 +69,11 @@ pub type Waits = SmallVec<[Option<Duration>; RATES_INLINE]>;
 pub type Labels = SmallVec<[Label; 2]>;
 /// Admin-list keys of one request's subjects.
 pub type ListKeys = SmallVec<[u64; 8]>;
-/// An allowed OTP send makes five (number, session and account counts, two
-/// conversion windows); a refused one up to a refund per limit counting
-/// allowed requests. Inline space is copied whole with the list, so it is
-/// kept near what is used.
+/// An allowed OTP send makes three (number, session and account counts); a
+/// refused one a refund per limit counting allowed requests that took from it
+/// and a give-back per conversion window (seven with the default policy; one
+/// that also starts a protection may spill to the heap, rarely). Inline space is copied
+/// whole with the list, so it is kept near what is used.
 pub type Effects = SmallVec<[Effect; 8]>;
 
 /// Everything one decision asks of the store.
