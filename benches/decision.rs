@@ -16,8 +16,8 @@
 //! times single calls prints p50 / p99 / p99.9 (the design's targets are
 //! medians and p99s, which Criterion does not report); Criterion then gives
 //! its estimate of the mean time a call. For cold sends that mean includes
-//! the store's tables growing: each iteration adds a send's keys (a million
-//! iterations take the store from ~1 M to ~8 M rate keys) and nothing sheds
+//! the store's tables growing: each iteration adds a send's keys (over the
+//! whole bench the store goes from ~1 M to ~8 M rate keys) and nothing sheds
 //! them, so a resize now and then lands in a timed batch.
 //!
 //! The floor: what a cold send's state costs to reach when its entries are
