@@ -4,8 +4,10 @@
 //! the session. (The store's check already counted a code sent to a phone in
 //! its conversion windows, as it takes from limits counting allowed requests;
 //! a refused send gives both back here.) A verified code undoes the
-//! unverified counts and counts as a conversion in the windows its send
-//! counted in.
+//! unverified counts and counts as a conversion in the windows the reported
+//! assessment remembered (its send's if that was counted; for the check of a
+//! code sent to a phone, its number's), or, when the report names no
+//! assessment, in its number's.
 
 use crate::decision::{Decision, Verdict};
 use crate::limits::{CheckBatch, CheckResults, Effect, Effects, Labels};
@@ -74,11 +76,15 @@ pub fn after_assess(
                 .filter(|(r, wait)| r.counts_allowed && wait.is_none() && !r.skipped(results.safe))
                 .map(|(r, _)| Effect::Refund(*r)),
         );
-        // So do the conversion windows that counted the send at the check.
+        // So do the conversion windows that counted the send at the check,
+        // and the assessment forgets them: a report of it counts nowhere.
         out.extend(batch.conversion.iter().map(|&label| Effect::Unsent {
             label,
             window: batch.conversion_window,
         }));
+        if let (false, Some((id, _))) = (batch.conversion.is_empty(), batch.remember) {
+            out.push(Effect::Uncounted { id });
+        }
         return out;
     }
     if event != Event::OtpSend {

@@ -332,9 +332,8 @@ impl<S: StateStore> Engine<S> {
             keys.phone = r.phone.or(keys.phone);
             keys.session = r.session.or(keys.session);
             keys.account = r.account.or(keys.account);
-            // Conversion windows: the ones its send counted in, none if it
-            // counted in none (another event, or a code not sent to a phone),
-            // so that sent and verified counts stay pairs.
+            // Conversion windows: the ones the assessment remembered (see
+            // `plan`), so that sent and verified counts stay pairs.
             keys.labels = r.conversion.iter().flatten().copied().collect();
             region = r.region.or(region);
         }
@@ -447,16 +446,23 @@ impl<S: StateStore> Engine<S> {
             }
         }
         let (blocks, safe) = self.listing_keys(input, number, hashed);
-        let counts_conversion =
-            input.event == Event::OtpSend && input.channel.is_some_and(|c| c.needs_phone());
+        let to_phone = input.channel.is_some_and(|c| c.needs_phone());
+        let counts_conversion = input.event == Event::OtpSend && to_phone;
         let conversion = if counts_conversion {
             keys.labels.clone()
         } else {
             Labels::new()
         };
-        // A report of this assessment's code counts in the windows its send
-        // counted in, and in none if it counted in none.
-        let counted_in = [conversion.first().copied(), conversion.get(1).copied()];
+        // The windows a report naming this assessment counts its code in, so
+        // that verified codes pair with counted sends: for a send, those it
+        // counted in (none if it counted in none; a refused send's are
+        // dropped when it is given back); for the check of a code sent to a
+        // phone (OTP_VERIFY on a phone channel), its number's.
+        let counted_in = match input.event {
+            Event::OtpVerify if to_phone => &keys.labels,
+            _ => &conversion,
+        };
+        let counted_in = [counted_in.first().copied(), counted_in.get(1).copied()];
         let batch = CheckBatch {
             now,
             rates,

@@ -479,6 +479,7 @@ async fn a_refused_send_is_not_counted_in_its_conversion_windows() {
     let mut c = srv.client().await;
     // One code allowed, then four refused by the IP limit: the store counts a
     // send in its windows at the check, and a refused one is given back.
+    let mut refused = Vec::new();
     for i in 0..5 {
         let r = c
             .assess(otp_send(&format!("+3361200001{i}"), "192.0.2.1"))
@@ -488,10 +489,21 @@ async fn a_refused_send_is_not_counted_in_its_conversion_windows() {
         let expected = if i == 0 {
             pb::Decision::Allow
         } else {
+            refused.push(r.assessment_id.clone());
             pb::Decision::Block
         };
         assert_eq!(decision(&r), expected, "{i}: {r:?}");
     }
+    // A code reported verified for a refused send (a client's mistake, or a
+    // code that went by another way after a step-up) counts in no window:
+    // its send does not either.
+    c.report(pb::ReportRequest {
+        assessment_id: refused[0].clone(),
+        outcome: pb::Outcome::OtpVerified as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let sent_once = |s: &str| (s.to_string(), 1, 0);
     assert_eq!(
         fr_counts(&srv).await,
@@ -550,9 +562,60 @@ async fn a_code_sent_by_email_counts_in_no_window_sent_or_verified() {
         .unwrap()
         .into_inner();
     assert_eq!(decision(&email), pb::Decision::Allow, "{email:?}");
-    c.report(verified(email.assessment_id)).await.unwrap();
+    // The report names the number as well: the assessment's windows (none)
+    // win over the number's.
+    c.report(pb::ReportRequest {
+        phone_number: "+33612000011".into(),
+        ..verified(email.assessment_id)
+    })
+    .await
+    .unwrap();
     let one_each = |s: &str| (s.to_string(), 1, 1);
     assert_eq!(fr_counts(&srv).await, [one_each("+33612"), one_each("FR")]);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_report_naming_the_code_check_counts_as_its_send_verified() {
+    let srv = TestServer::start(CONVERSION).await;
+    let mut c = srv.client().await;
+    // Two codes, by SMS and by WhatsApp; each code check is assessed, and the
+    // report names the check's assessment, not the send's.
+    for (i, channel) in [(0, pb::Channel::Sms), (1, pb::Channel::Whatsapp)] {
+        let phone = format!("+3361200002{i}");
+        let session = format!("check-{i}");
+        let sent = c
+            .assess(pb::AssessRequest {
+                channel: channel as i32,
+                session_id: session.clone(),
+                ..otp_send(&phone, "")
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(decision(&sent), pb::Decision::Allow, "{sent:?}");
+        let check = c
+            .assess(pb::AssessRequest {
+                event: pb::Event::OtpVerify as i32,
+                channel: channel as i32,
+                phone_number: phone,
+                session_id: session,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(decision(&check), pb::Decision::Allow, "{check:?}");
+        c.report(pb::ReportRequest {
+            assessment_id: check.assessment_id,
+            outcome: pb::Outcome::OtpVerified as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let both = |s: &str| (s.to_string(), 2, 2);
+    assert_eq!(fr_counts(&srv).await, [both("+33612"), both("FR")]);
     srv.stop().await;
 }
 

@@ -121,7 +121,11 @@ impl Window {
 
     /// Moves the window to `now`, zeroing buckets that slid out.
     fn slide(&mut self, now: u64, window: Duration) {
-        self.width = Self::width(window);
+        let width = Self::width(window);
+        if width != self.width {
+            self.rescale(now, width);
+            return;
+        }
         let idx = now / self.width;
         if idx <= self.newest {
             return;
@@ -133,6 +137,22 @@ impl Window {
             self.verified[b] = 0;
         }
         self.newest = idx;
+    }
+
+    /// A policy reload changed the window's length: bucket indices in the old
+    /// width mean nothing in the new one. The counts so far are kept, folded
+    /// into `now`'s bucket, so the ratio carries over and they age out within
+    /// one new window.
+    fn rescale(&mut self, now: u64, width: u64) {
+        let sent = self.sent.iter().fold(0u32, |a, &x| a.saturating_add(x));
+        let verified = self.verified.iter().fold(0u32, |a, &x| a.saturating_add(x));
+        self.sent = [0; BUCKETS];
+        self.verified = [0; BUCKETS];
+        self.width = width;
+        self.newest = now / width;
+        let b = (self.newest % BUCKETS as u64) as usize;
+        self.sent[b] = sent;
+        self.verified[b] = verified;
     }
 
     /// The bucket `now` falls in, at buckets `width` wide, while it is still
@@ -172,7 +192,12 @@ impl Window {
     /// slide the window: if it already moved past `now`'s bucket, that count
     /// is gone anyway.
     pub fn give_back_sent(&mut self, now: u64, window: Duration) {
-        if let Some(b) = self.bucket_at(now, Self::width(window)) {
+        // After a reload changed the window's length the send was folded
+        // with the rest (see `rescale`): left counted.
+        if Self::width(window) != self.width {
+            return;
+        }
+        if let Some(b) = self.bucket_at(now, self.width) {
             self.sent[b] = self.sent[b].saturating_sub(1);
         }
     }
@@ -274,6 +299,37 @@ mod tests {
         // A send whose clock is already out of the window is not counted.
         w.take_sent(t, HOUR);
         assert_eq!(w.stats(gone, HOUR).sent, 0);
+    }
+
+    #[test]
+    fn a_reload_that_changes_the_window_keeps_the_counts_and_lets_them_age_out() {
+        let mut w = Window::new(Label::new(Scope::Prefix, "+33612").unwrap());
+        let t = 1_000_000 * S;
+        for _ in 0..4 {
+            w.record_sent(t, HOUR);
+        }
+        w.record_verified(t, HOUR);
+        // A send taken under the old length, then the window made 2 h long.
+        w.take_sent(t, HOUR);
+        let two_hours = 2 * HOUR;
+        let s = w.stats(t + 60 * S, two_hours);
+        assert_eq!((s.sent, s.verified), (5, 1));
+        // Its give-back comes with the old length: the count was folded with
+        // the rest, so it stays.
+        w.give_back_sent(t, HOUR);
+        assert_eq!(w.stats(t + 60 * S, two_hours).sent, 5);
+        // The window goes on counting and sliding in the new length.
+        w.record_sent(t + 1800 * S, two_hours);
+        w.record_verified(t + 1800 * S, two_hours);
+        let s = w.stats(t + 1800 * S, two_hours);
+        assert_eq!((s.sent, s.verified), (6, 2));
+        // Two hours on, the folded counts are out, the later ones still in.
+        let s = w.stats(t + 7200 * S + 600 * S, two_hours);
+        assert_eq!((s.sent, s.verified), (1, 1));
+        assert!(w.idle(t + 3 * 7200 * S));
+        // Made shorter again: still folded, not wiped.
+        w.record_sent(t + 3 * 7200 * S, two_hours);
+        assert_eq!(w.stats(t + 3 * 7200 * S + S, HOUR).sent, 1);
     }
 
     #[test]

@@ -244,6 +244,7 @@ impl MemoryStore {
                     w.give_back_sent(now, *window);
                 }
             }
+            Effect::Uncounted { id } => self.assessments.uncount(*id),
             Effect::Verified { label, window } => {
                 self.window(label).record_verified(now, *window);
             }

@@ -70,9 +70,10 @@ pub type Labels = SmallVec<[Label; 2]>;
 /// Admin-list keys of one request's subjects.
 pub type ListKeys = SmallVec<[u64; 8]>;
 /// An allowed OTP send makes three (number, session and account counts); a
-/// refused one a refund per limit counting allowed requests that took from it
-/// and a give-back per conversion window (seven with the default policy; one
-/// that also starts a protection may spill to the heap, rarely). Inline space is copied
+/// refused one a refund per limit counting allowed requests that took from it,
+/// a give-back per conversion window and one for the assessment's memory of
+/// them (eight with the default policy; one that also starts a protection
+/// spills to the heap, rarely). Inline space is copied
 /// whole with the list, so it is kept near what is used.
 pub type Effects = SmallVec<[Effect; 8]>;
 
@@ -199,6 +200,11 @@ pub enum Effect {
     Unsent {
         label: Label,
         window: Duration,
+    },
+    /// The send of assessment `id` was given back ([`Effect::Unsent`]): a
+    /// report of its code counts in no window either.
+    Uncounted {
+        id: AssessmentId,
     },
     Verified {
         label: Label,

@@ -67,6 +67,18 @@ impl Recent {
         }
     }
 
+    /// Drops the conversion windows remembered with `id`, if it is still
+    /// held: its send was given back.
+    pub fn uncount(&self, id: AssessmentId) {
+        if let Some(slot) = self.allocated_slot(id) {
+            if let Some((held, rec)) = lock(slot).as_mut() {
+                if *held == id {
+                    rec.conversion = [None, None];
+                }
+            }
+        }
+    }
+
     /// The assessment `id`, unless it expired or was overwritten.
     pub fn get(&self, id: AssessmentId, now: u64) -> Option<Remembered> {
         let slot = self.slot(id)?;
@@ -151,6 +163,26 @@ mod tests {
         assert_eq!(r.evict(55), 1);
         assert_eq!(r.len(), 1);
         assert_eq!(r.get(AssessmentId::new(1, 1), 55), Some(rec(60)));
+    }
+
+    #[test]
+    fn uncount_drops_the_windows_of_that_id_only() {
+        use crate::limits::conversion::{Label, Scope};
+        let fr = Label::new(Scope::Country, "FR");
+        let counted = Remembered {
+            conversion: [fr, None],
+            ..rec(50)
+        };
+        let r = Recent::new(10);
+        let (a, b) = (AssessmentId::new(1, 0), AssessmentId::new(1, 1));
+        r.insert(a, counted);
+        r.insert(b, counted);
+        r.uncount(a);
+        assert_eq!(r.get(a, 0), Some(rec(50)), "windows dropped, the rest kept");
+        assert_eq!(r.get(b, 0), Some(counted));
+        // Another id in `b`'s slot (another prefix): `b` is left alone.
+        r.uncount(AssessmentId::new(2, 1));
+        assert_eq!(r.get(b, 0), Some(counted));
     }
 
     #[test]
