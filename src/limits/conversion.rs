@@ -142,7 +142,10 @@ impl Window {
     /// A policy reload changed the window's length: bucket indices in the old
     /// width mean nothing in the new one. The counts so far are kept, folded
     /// into `now`'s bucket, so the ratio carries over and they age out within
-    /// one new window.
+    /// one new window. Rare (a reload, or a window's first use): kept out of
+    /// line so that `slide` stays small enough to inline.
+    #[cold]
+    #[inline(never)]
     fn rescale(&mut self, now: u64, width: u64) {
         let sent = self.sent.iter().fold(0u32, |a, &x| a.saturating_add(x));
         let verified = self.verified.iter().fold(0u32, |a, &x| a.saturating_add(x));
