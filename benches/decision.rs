@@ -14,8 +14,9 @@
 //! throttled send (the same number again); the report of a verified code a
 //! hundred simulated seconds (a thousand sends) after its send. A pass that
 //! times single calls prints p50 / p99 / p99.9 (the design's targets are
-//! medians and p99s, which Criterion does not report); Criterion then gives
-//! its estimate of the mean time a call. For cold sends that mean includes
+//! medians and p99s, which Criterion does not report); Criterion then times
+//! signal gathering, cold sends and throttled sends, and gives its estimate
+//! of the mean time a call. For cold sends that mean includes
 //! the store's tables growing: each iteration adds a send's keys (over the
 //! whole bench the store goes from ~1 M to ~8 M rate keys) and nothing sheds
 //! them, so a resize now and then lands in a timed batch.
