@@ -13,7 +13,7 @@ use crate::decision::{Decision, Verdict};
 use crate::limits::{CheckBatch, CheckResults, Effect, Effects, Labels};
 use crate::policy::findings::Findings;
 use crate::policy::Snapshot;
-use crate::request::{Channel, Event, Outcome};
+use crate::request::{AssessmentId, Channel, Event, Outcome};
 use std::time::Duration;
 
 /// The keys of one request's subjects.
@@ -82,8 +82,11 @@ pub fn after_assess(
             label,
             window: batch.conversion_window,
         }));
-        if let (false, Some((id, _))) = (batch.conversion.is_empty(), batch.remember) {
-            out.push(Effect::Uncounted { id });
+        // (A refused code check's too: it remembered its number's.)
+        if let Some((id, rec)) = &batch.remember {
+            if rec.conversion.iter().any(Option::is_some) {
+                out.push(Effect::Uncounted { id: *id });
+            }
         }
         return out;
     }
@@ -127,7 +130,14 @@ pub fn after_assess(
     out
 }
 
-pub fn after_report(snap: &Snapshot, outcome: Outcome, keys: &SubjectKeys) -> Effects {
+/// `named`: the assessment the report names, if it named one and it was
+/// found (its windows are `keys.labels`).
+pub fn after_report(
+    snap: &Snapshot,
+    outcome: Outcome,
+    keys: &SubjectKeys,
+    named: Option<AssessmentId>,
+) -> Effects {
     let mut out = Effects::new();
     match outcome {
         Outcome::OtpVerified => {
@@ -139,6 +149,10 @@ pub fn after_report(snap: &Snapshot, outcome: Outcome, keys: &SubjectKeys) -> Ef
                     label,
                     window: c.window,
                 }));
+                // Once per assessment: a retried report counts nothing more.
+                if let (Some(id), false) = (named, keys.labels.is_empty()) {
+                    out.push(Effect::Uncounted { id });
+                }
             }
         }
         Outcome::OtpWrongCode => {

@@ -337,7 +337,7 @@ impl<S: StateStore> Engine<S> {
             keys.labels = r.conversion.iter().flatten().copied().collect();
             region = r.region.or(region);
         }
-        let changes = effects::after_report(&snap, input.outcome, &keys);
+        let changes = effects::after_report(&snap, input.outcome, &keys, input.assessment_id);
         if !changes.is_empty() {
             self.store
                 .apply(now, &changes)

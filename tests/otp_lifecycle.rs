@@ -620,6 +620,45 @@ async fn a_report_naming_the_code_check_counts_as_its_send_verified() {
 }
 
 #[tokio::test]
+async fn a_refused_code_check_counts_nothing_and_a_report_counts_once() {
+    let srv = TestServer::default_policy().await;
+    let mut c = srv.client().await;
+    let verified = |id: &str| pb::ReportRequest {
+        assessment_id: id.into(),
+        outcome: pb::Outcome::OtpVerified as i32,
+        ..Default::default()
+    };
+    let sent = c
+        .assess(send("+33612345678", "s1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(decision(&sent), pb::Decision::Allow, "{sent:?}");
+    for _ in 0..3 {
+        c.assess(verify("s1")).await.unwrap();
+        c.report(outcome("s1", pb::Outcome::OtpWrongCode))
+            .await
+            .unwrap();
+    }
+    let refused = c.assess(verify("s1")).await.unwrap().into_inner();
+    assert_eq!(codes(&refused), vec!["session.code_attempts"]);
+    // A code reported verified against the refused check counts nowhere.
+    c.report(verified(&refused.assessment_id)).await.unwrap();
+    // Every FR window (country and range) at these counts.
+    let all_at =
+        |v: &[(String, u64, u64)], counts| !v.is_empty() && v.iter().all(|e| (e.1, e.2) == counts);
+    let fr = fr_counts(&srv).await;
+    assert!(all_at(&fr, (1, 0)), "{fr:?}");
+    // Reported against its send: counted once, however often it is retried.
+    for _ in 0..3 {
+        c.report(verified(&sent.assessment_id)).await.unwrap();
+    }
+    let fr = fr_counts(&srv).await;
+    assert!(all_at(&fr, (1, 1)), "{fr:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn a_pumped_range_is_protected_while_a_converting_country_is_not_then_recovers() {
     let srv = TestServer::start(CONVERSION).await;
     let mut c = srv.client().await;

@@ -201,8 +201,10 @@ pub enum Effect {
         label: Label,
         window: Duration,
     },
-    /// The send of assessment `id` was given back ([`Effect::Unsent`]): a
-    /// report of its code counts in no window either.
+    /// Assessment `id`'s windows are spent: its send was given back
+    /// ([`Effect::Unsent`]), the code check it was refused, or a report
+    /// naming it counted its verification. A later report naming it counts
+    /// in no window.
     Uncounted {
         id: AssessmentId,
     },
