@@ -13,7 +13,7 @@ use crate::decision::{Decision, Verdict};
 use crate::limits::{CheckBatch, CheckResults, Effect, Effects, Labels};
 use crate::policy::findings::Findings;
 use crate::policy::Snapshot;
-use crate::request::{AssessmentId, Channel, Event, Outcome};
+use crate::request::{Channel, Event, Outcome};
 use std::time::Duration;
 
 /// The keys of one request's subjects.
@@ -130,14 +130,7 @@ pub fn after_assess(
     out
 }
 
-/// `named`: the assessment the report names, if it named one and it was
-/// found (its windows are `keys.labels`).
-pub fn after_report(
-    snap: &Snapshot,
-    outcome: Outcome,
-    keys: &SubjectKeys,
-    named: Option<AssessmentId>,
-) -> Effects {
+pub fn after_report(snap: &Snapshot, outcome: Outcome, keys: &SubjectKeys) -> Effects {
     let mut out = Effects::new();
     match outcome {
         Outcome::OtpVerified => {
@@ -149,10 +142,6 @@ pub fn after_report(
                     label,
                     window: c.window,
                 }));
-                // Once per assessment: a retried report counts nothing more.
-                if let (Some(id), false) = (named, keys.labels.is_empty()) {
-                    out.push(Effect::Uncounted { id });
-                }
             }
         }
         Outcome::OtpWrongCode => {

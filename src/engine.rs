@@ -16,7 +16,9 @@ use crate::limits::{
 use crate::metrics;
 use crate::policy::findings::{self, Asked};
 use crate::policy::{evaluate, Count, KeyKind, ListNames, Rule, Snapshot};
-use crate::request::{AdminSubject, AssessInput, AssessmentId, Channel, Event, ReportInput, E164};
+use crate::request::{
+    AdminSubject, AssessInput, AssessmentId, Channel, Event, Outcome, ReportInput, E164,
+};
 use crate::signals::data::DataSet;
 use crate::signals::{ip, phone, CountryCode, PhoneFacts, Signals, SubjectBuf};
 use arc_swap::ArcSwap;
@@ -322,9 +324,12 @@ impl<S: StateStore> Engine<S> {
         );
         let mut region = facts.and_then(|f| f.region);
         if let Some(id) = input.assessment_id {
+            // A verification counts in the windows the assessment remembered
+            // once, however often it is reported.
+            let spend_windows = input.outcome == Outcome::OtpVerified && snap.conversion.is_some();
             let r = self
                 .store
-                .recall(id, now)
+                .recall(id, now, spend_windows)
                 .await
                 .inspect_err(|_| metrics::store_error())?
                 .ok_or(EngineError::UnknownAssessment(id))?;
@@ -337,7 +342,7 @@ impl<S: StateStore> Engine<S> {
             keys.labels = r.conversion.iter().flatten().copied().collect();
             region = r.region.or(region);
         }
-        let changes = effects::after_report(&snap, input.outcome, &keys, input.assessment_id);
+        let changes = effects::after_report(&snap, input.outcome, &keys);
         if !changes.is_empty() {
             self.store
                 .apply(now, &changes)

@@ -351,8 +351,17 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn recall(&self, id: AssessmentId, now: u64) -> Result<Option<Remembered>, StoreError> {
-        Ok(self.assessments.get(id, now))
+    async fn recall(
+        &self,
+        id: AssessmentId,
+        now: u64,
+        spend_windows: bool,
+    ) -> Result<Option<Remembered>, StoreError> {
+        Ok(if spend_windows {
+            self.assessments.spend(id, now)
+        } else {
+            self.assessments.get(id, now)
+        })
     }
 
     async fn inspect(&self, q: &Inspect) -> Result<Inspection, StoreError> {
@@ -613,12 +622,18 @@ mod tests {
         }
         assert_eq!(st.stats().assessments, 2, "bounded at max_assessments");
         assert_eq!(
-            futures_block(st.recall(ids[0], t0)).unwrap(),
+            futures_block(st.recall(ids[0], t0, false)).unwrap(),
             None,
             "the oldest made room for the newest"
         );
-        assert_eq!(futures_block(st.recall(ids[2], t0)).unwrap(), Some(rec));
-        assert_eq!(futures_block(st.recall(ids[1], t0 + 60 * S)).unwrap(), None);
+        assert_eq!(
+            futures_block(st.recall(ids[2], t0, false)).unwrap(),
+            Some(rec)
+        );
+        assert_eq!(
+            futures_block(st.recall(ids[1], t0 + 60 * S, false)).unwrap(),
+            None
+        );
         assert_eq!(st.evict_idle(t0 + 60 * S), 2);
     }
 

@@ -73,8 +73,8 @@ pub type ListKeys = SmallVec<[u64; 8]>;
 /// refused one a refund per limit counting allowed requests that took from it,
 /// a give-back per conversion window and one for the assessment's memory of
 /// them (eight with the default policy; one that also starts a protection
-/// spills to the heap, rarely). Inline space is copied
-/// whole with the list, so it is kept near what is used.
+/// spills to the heap, rarely). Inline space is copied whole with the list,
+/// so it is kept near what is used.
 pub type Effects = SmallVec<[Effect; 8]>;
 
 /// Everything one decision asks of the store.
@@ -202,9 +202,9 @@ pub enum Effect {
         window: Duration,
     },
     /// Assessment `id`'s windows are spent: its send was given back
-    /// ([`Effect::Unsent`]), the code check it was refused, or a report
-    /// naming it counted its verification. A later report naming it counts
-    /// in no window.
+    /// ([`Effect::Unsent`]) or the code check it was refused. A report
+    /// naming it counts in no window (as after a report that counted in
+    /// them, see [`StateStore::recall`]).
     Uncounted {
         id: AssessmentId,
     },
@@ -340,11 +340,14 @@ pub trait StateStore: Send + Sync + 'static {
         effects: &[Effect],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// A remembered assessment, if it has not expired.
+    /// A remembered assessment, if it has not expired. `spend_windows`: the
+    /// conversion windows it remembered are returned to this call only (a
+    /// report counting a verification in them), atomically.
     fn recall(
         &self,
         id: AssessmentId,
         now: u64,
+        spend_windows: bool,
     ) -> impl Future<Output = Result<Option<Remembered>, StoreError>> + Send;
 
     /// The state of one subject, for operators.

@@ -68,24 +68,24 @@ impl Recent {
     }
 
     /// Drops the conversion windows remembered with `id`, if it is still
-    /// held: its send was given back.
+    /// held: its send or code check was refused.
     pub fn uncount(&self, id: AssessmentId) {
         if let Some(slot) = self.allocated_slot(id) {
-            if let Some((held, rec)) = lock(slot).as_mut() {
-                if *held == id {
-                    rec.conversion = [None, None];
-                }
-            }
+            // Refused a moment ago: not expired, whatever the clock.
+            held(slot, id, 0, drop_windows);
         }
     }
 
     /// The assessment `id`, unless it expired or was overwritten.
     pub fn get(&self, id: AssessmentId, now: u64) -> Option<Remembered> {
-        let slot = self.slot(id)?;
-        let guard = lock(slot);
-        guard
-            .filter(|(held, rec)| *held == id && rec.expires_at > now)
-            .map(|(_, rec)| rec)
+        held(self.slot(id)?, id, now, |_| ())
+    }
+
+    /// As [`get`](Self::get), and drops the conversion windows remembered
+    /// with it under the same lock: of several reports naming it, even at
+    /// once, only one gets them.
+    pub fn spend(&self, id: AssessmentId, now: u64) -> Option<Remembered> {
+        held(self.slot(id)?, id, now, drop_windows)
     }
 
     /// Empties the slots of expired assessments; returns how many.
@@ -111,6 +111,27 @@ impl Recent {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// What `slot` holds if it is `id`'s and unexpired at `now`, as it was
+/// before `then` changed it.
+fn held(
+    slot: &Slot,
+    id: AssessmentId,
+    now: u64,
+    then: impl FnOnce(&mut Remembered),
+) -> Option<Remembered> {
+    let mut guard = lock(slot);
+    let (_, rec) = guard
+        .as_mut()
+        .filter(|(held, rec)| *held == id && rec.expires_at > now)?;
+    let found = *rec;
+    then(rec);
+    Some(found)
+}
+
+fn drop_windows(rec: &mut Remembered) {
+    rec.conversion = [None, None];
 }
 
 /// A slot holds plain data: a panic elsewhere cannot leave it half-written.
@@ -183,6 +204,10 @@ mod tests {
         // Another id in `b`'s slot (another prefix): `b` is left alone.
         r.uncount(AssessmentId::new(2, 1));
         assert_eq!(r.get(b, 0), Some(counted));
+        // Spent: the first call gets the windows, the next ones do not.
+        assert_eq!(r.spend(b, 0), Some(counted));
+        assert_eq!(r.spend(b, 0), Some(rec(50)));
+        assert_eq!(r.get(b, 0), Some(rec(50)));
     }
 
     #[test]
