@@ -35,6 +35,15 @@ fn outcome(session: &str, o: pb::Outcome) -> pb::ReportRequest {
     }
 }
 
+/// `OTP_VERIFIED` for the code of assessment `id`.
+fn verified(id: &str) -> pb::ReportRequest {
+    pb::ReportRequest {
+        assessment_id: id.into(),
+        outcome: pb::Outcome::OtpVerified as i32,
+        ..Default::default()
+    }
+}
+
 fn subject_account(a: &str) -> Option<pb::Subject> {
     Some(pb::Subject {
         kind: Some(pb::subject::Kind::AccountId(a.into())),
@@ -304,13 +313,7 @@ async fn unverified_sends_block_until_verified_or_reset() {
     let r = c.assess(send(numbers[3], "")).await.unwrap().into_inner();
     assert_eq!(codes(&r), vec!["account.unverified_sends"], "{r:?}");
     // A verification of any of those codes lifts it.
-    c.report(pb::ReportRequest {
-        assessment_id: ids[0].clone(),
-        outcome: pb::Outcome::OtpVerified as i32,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    c.report(verified(&ids[0])).await.unwrap();
     assert_eq!(
         decision(&c.assess(send(numbers[3], "")).await.unwrap().into_inner()),
         pb::Decision::Allow
@@ -497,13 +500,7 @@ async fn a_refused_send_is_not_counted_in_its_conversion_windows() {
     // A code reported verified for a refused send (a client's mistake, or a
     // code that went by another way after a step-up) counts in no window:
     // its send does not either.
-    c.report(pb::ReportRequest {
-        assessment_id: refused[0].clone(),
-        outcome: pb::Outcome::OtpVerified as i32,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    c.report(verified(&refused[0])).await.unwrap();
     let sent_once = |s: &str| (s.to_string(), 1, 0);
     assert_eq!(
         fr_counts(&srv).await,
@@ -535,11 +532,6 @@ async fn fr_counts(srv: &TestServer) -> Vec<(String, u64, u64)> {
 async fn a_code_sent_by_email_counts_in_no_window_sent_or_verified() {
     let srv = TestServer::start(CONVERSION).await;
     let mut c = srv.client().await;
-    let verified = |id: String| pb::ReportRequest {
-        assessment_id: id,
-        outcome: pb::Outcome::OtpVerified as i32,
-        ..Default::default()
-    };
     // A code by SMS, verified: one send and one verification in each window.
     let sms = c
         .assess(otp_send("+33612000010", ""))
@@ -547,7 +539,7 @@ async fn a_code_sent_by_email_counts_in_no_window_sent_or_verified() {
         .unwrap()
         .into_inner();
     assert_eq!(decision(&sms), pb::Decision::Allow, "{sms:?}");
-    c.report(verified(sms.assessment_id)).await.unwrap();
+    c.report(verified(&sms.assessment_id)).await.unwrap();
     // A code by email to a customer whose number is known, verified: the
     // windows count codes sent to phones, so neither its send nor its
     // verification counts (a verification without its send would hide a
@@ -566,7 +558,7 @@ async fn a_code_sent_by_email_counts_in_no_window_sent_or_verified() {
     // win over the number's.
     c.report(pb::ReportRequest {
         phone_number: "+33612000011".into(),
-        ..verified(email.assessment_id)
+        ..verified(&email.assessment_id)
     })
     .await
     .unwrap();
@@ -606,13 +598,7 @@ async fn a_report_naming_the_code_check_counts_as_its_send_verified() {
             .unwrap()
             .into_inner();
         assert_eq!(decision(&check), pb::Decision::Allow, "{check:?}");
-        c.report(pb::ReportRequest {
-            assessment_id: check.assessment_id,
-            outcome: pb::Outcome::OtpVerified as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        c.report(verified(&check.assessment_id)).await.unwrap();
     }
     let both = |s: &str| (s.to_string(), 2, 2);
     assert_eq!(fr_counts(&srv).await, [both("+33612"), both("FR")]);
@@ -623,11 +609,6 @@ async fn a_report_naming_the_code_check_counts_as_its_send_verified() {
 async fn a_refused_code_check_counts_nothing_and_a_report_counts_once() {
     let srv = TestServer::default_policy().await;
     let mut c = srv.client().await;
-    let verified = |id: &str| pb::ReportRequest {
-        assessment_id: id.into(),
-        outcome: pb::Outcome::OtpVerified as i32,
-        ..Default::default()
-    };
     let sent = c
         .assess(send("+33612345678", "s1"))
         .await
@@ -679,13 +660,7 @@ async fn a_pumped_range_is_protected_while_a_converting_country_is_not_then_reco
             .unwrap()
             .into_inner();
         assert_eq!(decision(&g), pb::Decision::Allow);
-        c.report(pb::ReportRequest {
-            assessment_id: g.assessment_id,
-            outcome: pb::Outcome::OtpVerified as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        c.report(verified(&g.assessment_id)).await.unwrap();
     }
     let r = c
         .assess(otp_send("+33612000099", ""))
@@ -747,13 +722,7 @@ async fn a_pumped_range_is_protected_while_a_converting_country_is_not_then_reco
 
     // Late verifications bring the ratio back above 30 %: protection lifts.
     for id in &pumped_ids[..4] {
-        c.report(pb::ReportRequest {
-            assessment_id: id.clone(),
-            outcome: pb::Outcome::OtpVerified as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        c.report(verified(id)).await.unwrap();
     }
     let r = c
         .assess(otp_send("+33612000099", ""))
